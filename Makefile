@@ -1,0 +1,40 @@
+# cosmolet — the two commands a newcomer needs are `make demo` and `make test` (as root).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps test unit integration lint bench clean
+
+# Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
+system-deps:
+	@if ! command -v vtysh >/dev/null || ! command -v ip >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq frr iproute2 procps; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+# All tests: unit tests everywhere; integration tests (real ExaBGP + FRR in network namespaces)
+# when run as root with FRR installed, which `make setup` provides.
+test: setup
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m lab.bench.plan_engine --services 10000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

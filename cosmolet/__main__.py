@@ -1,0 +1,5 @@
+import sys
+
+from cosmolet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""The ``cosmolet`` command line: one subcommand per job, each a thin shell over a module.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config, objects file, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from cosmolet import __version__
+from cosmolet.config import Config, ConfigError, load_config, warnings_for
+from cosmolet.objects_file import ObjectsFileError, load_documents
+from cosmolet.routes import plan_from_documents
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+def _load(path: str) -> Config | None:
+    """Load a config, printing one line per problem to stderr on failure."""
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{error.source}: {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return EXIT_BAD_INPUT
+    for warning in warnings_for(config):
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
+    peers = len(config.bgp.peers) if config.mode == "numbered" else len(config.bgp.interfaces)
+    what = "peers" if config.mode == "numbered" else "fabric interfaces"
+    print(
+        f"{args.file}: valid: mode {config.mode}, AS {config.bgp.asn}, {peers} {what}, "
+        f"BGP {'enabled' if config.bgp.enabled else 'disabled (dry run)'}"
+    )
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_BAD_INPUT
+    node_name = args.node or config.node_name
+    if not node_name:
+        print("plan: give --node NAME (or nodeName / NODE_NAME)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        documents = load_documents(args.objects)
+    except ObjectsFileError as error:
+        print(f"plan: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    plan = plan_from_documents(config, node_name, documents)
+    json.dump(plan.to_json(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosmolet",
+        description="Advertise healthy Kubernetes Service IPs to a BGP fabric through ExaBGP.",
+    )
+    parser.add_argument("--version", action="version", version=f"cosmolet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", help="the YAML config file")
+    check.set_defaults(func=cmd_check_config)
+
+    plan = sub.add_parser("plan", help="print the routes a node would advertise, as JSON")
+    plan.add_argument("--config", required=True, help="the YAML config file")
+    plan.add_argument("--node", help="the node name (default: nodeName or NODE_NAME)")
+    plan.add_argument(
+        "--objects", required=True, help="Services, EndpointSlices and Nodes (kubectl -o json/yaml)"
+    )
+    plan.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

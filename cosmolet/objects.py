@@ -1,0 +1,198 @@
+"""Slim, typed records of the Kubernetes objects the route engine reads, and their decoders.
+
+Only the fields cosmolet uses are declared; everything else in an object is skipped while
+decoding, so 10,000 Services and their EndpointSlices cost megabytes, not the hundreds the
+client's model objects take. The same records are decoded from a ``kubectl get -o json`` file
+(``cosmolet plan``, ``--objects``) and from the API server's raw JSON (the watch layer).
+
+A record that does not match the schema (a list where a string belongs, say) is not raised to the
+caller: ``decode_object`` returns a ``Malformed`` naming the object and the field, which the engine
+reports as a skipped item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+class ObjectMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    name: str = ""
+    namespace: str = ""
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    creation_timestamp: str | None = None
+    resource_version: str = ""
+
+
+class ServiceSpec(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    type: str = "ClusterIP"
+    cluster_ip: str | None = msgspec.field(default=None, name="clusterIP")
+    cluster_ips: list[str] | None = msgspec.field(default=None, name="clusterIPs")
+    external_ips: list[str] | None = msgspec.field(default=None, name="externalIPs")
+    internal_traffic_policy: str | None = None
+    external_traffic_policy: str | None = None
+
+
+class LoadBalancerIngress(msgspec.Struct, frozen=True, gc=False):
+    ip: str | None = None
+    hostname: str | None = None
+
+
+class LoadBalancerStatus(msgspec.Struct, frozen=True, gc=False):
+    ingress: list[LoadBalancerIngress] | None = None
+
+
+class ServiceStatus(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    load_balancer: LoadBalancerStatus | None = None
+
+
+class Service(msgspec.Struct, frozen=True, gc=False):
+    metadata: ObjectMeta = ObjectMeta()
+    spec: ServiceSpec = ServiceSpec()
+    status: ServiceStatus | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+class EndpointConditions(msgspec.Struct, frozen=True, gc=False):
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+class Endpoint(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    addresses: list[str] | None = None
+    conditions: EndpointConditions | None = None
+    node_name: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Ready as the EndpointSlice API defines it: ``ready`` true or absent, not terminating."""
+        conditions = self.conditions
+        if conditions is None:
+            return True
+        return conditions.ready is not False and conditions.terminating is not True
+
+
+class EndpointSlice(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    metadata: ObjectMeta = ObjectMeta()
+    address_type: str = ""
+    endpoints: list[Endpoint] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    @property
+    def service_key(self) -> str | None:
+        """``namespace/name`` of the Service this slice belongs to, from its standard label."""
+        name = (self.metadata.labels or {}).get(SERVICE_NAME_LABEL)
+        return f"{self.metadata.namespace}/{name}" if name else None
+
+
+class NodeSpec(msgspec.Struct, frozen=True, gc=False):
+    unschedulable: bool | None = None
+
+
+class Node(msgspec.Struct, frozen=True, gc=False):
+    metadata: ObjectMeta = ObjectMeta()
+    spec: NodeSpec | None = None
+
+    @property
+    def cordoned(self) -> bool:
+        return bool(self.spec and self.spec.unschedulable)
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """An object that did not decode: which one, and why (the field path msgspec reported)."""
+
+    kind: str
+    key: str
+    reason: str
+
+
+Record = Service | EndpointSlice | Node
+RECORD_TYPES: dict[str, type[Record]] = {
+    "Service": Service,
+    "EndpointSlice": EndpointSlice,
+    "Node": Node,
+}
+
+
+def _describe(raw: Any) -> tuple[str, str]:
+    """Best-effort ``(kind, namespace/name)`` of a raw object, for error messages."""
+    if not isinstance(raw, dict):
+        return "?", f"<{type(raw).__name__}>"
+    kind = raw.get("kind")
+    metadata = raw.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    namespace = metadata.get("namespace")
+    name = metadata.get("name")
+    kind = kind if isinstance(kind, str) else "?"
+    name = name if isinstance(name, str) else "?"
+    return kind, f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
+
+
+def decode_object(raw: Any, kind: str | None = None) -> Record | Malformed | None:
+    """Decode one raw object (a dict) into its record.
+
+    Returns ``None`` for kinds cosmolet does not read, and ``Malformed`` when the object is one of
+    ours but does not match the schema or lacks a name.
+    """
+    described_kind, key = _describe(raw)
+    kind = kind or described_kind
+    record_type = RECORD_TYPES.get(kind)
+    if record_type is None:
+        if kind == "?":
+            return Malformed(kind, key, "not an object with a string 'kind'")
+        return None
+    try:
+        record = msgspec.convert(raw, record_type, strict=True)
+    except msgspec.ValidationError as error:
+        return Malformed(kind, key, f"{error}".replace("$.", "", 1))
+    if not record.metadata.name:
+        return Malformed(kind, key, "metadata.name is missing or empty")
+    if kind != "Node" and not record.metadata.namespace:
+        return Malformed(kind, key, "metadata.namespace is missing or empty")
+    return record
+
+
+def flatten_items(document: Any) -> Iterator[Any]:
+    """Yield the objects of a document: a `kubectl get -o json` List, or one object."""
+    if isinstance(document, dict) and isinstance(document.get("items"), list):
+        item_kind = document.get("kind")
+        default_kind = (
+            item_kind.removesuffix("List")
+            if isinstance(item_kind, str) and item_kind != "List"
+            else None
+        )
+        for item in document["items"]:
+            if default_kind and isinstance(item, dict) and "kind" not in item:
+                item = {**item, "kind": default_kind}
+            yield from flatten_items(item)
+    elif document is not None:
+        yield document
+
+
+def decode_all(documents: Iterable[Any]) -> tuple[list[Record], list[Malformed]]:
+    """Decode every object of the documents, splitting good records from malformed ones."""
+    records: list[Record] = []
+    malformed: list[Malformed] = []
+    for document in documents:
+        for raw in flatten_items(document):
+            result = decode_object(raw)
+            if isinstance(result, Malformed):
+                malformed.append(result)
+            elif result is not None:
+                records.append(result)
+    return records, malformed

@@ -1,0 +1,106 @@
+"""Builders of raw Kubernetes object dicts, as the API server or kubectl would write them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CREATED = "2024-06-01T00:00:00Z"
+
+
+def service(
+    name: str,
+    namespace: str = "default",
+    cluster_ips: tuple[str, ...] | None = ("10.96.0.10",),
+    *,
+    type: str = "ClusterIP",
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    external_ips: list[str] | None = None,
+    lb_ips: list[str] | None = None,
+    internal_policy: str | None = None,
+    external_policy: str | None = None,
+    created: str = CREATED,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": type}
+    if cluster_ips is not None:
+        spec["clusterIP"] = cluster_ips[0]
+        spec["clusterIPs"] = list(cluster_ips)
+    if external_ips is not None:
+        spec["externalIPs"] = external_ips
+    if internal_policy:
+        spec["internalTrafficPolicy"] = internal_policy
+    if external_policy:
+        spec["externalTrafficPolicy"] = external_policy
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "creationTimestamp": created}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    if labels is not None:
+        metadata["labels"] = labels
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": spec,
+    }
+    if lb_ips is not None:
+        obj["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in lb_ips]}}
+    return obj
+
+
+def endpoint(
+    address: str = "10.244.0.5",
+    node: str | None = "node1",
+    ready: bool | None = True,
+    terminating: bool | None = None,
+) -> dict[str, Any]:
+    conditions: dict[str, Any] = {}
+    if ready is not None:
+        conditions["ready"] = ready
+    if terminating is not None:
+        conditions["terminating"] = terminating
+    result: dict[str, Any] = {"addresses": [address], "conditions": conditions}
+    if node is not None:
+        result["nodeName"] = node
+    return result
+
+
+def slice_(
+    service_name: str,
+    endpoints: list[dict[str, Any]] | None = None,
+    namespace: str = "default",
+    suffix: str = "abcde",
+    address_type: str = "IPv4",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service_name}-{suffix}",
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": service_name},
+        },
+        "addressType": address_type,
+        "endpoints": [endpoint()] if endpoints is None else endpoints,
+    }
+
+
+def node(
+    name: str = "node1", labels: dict[str, str] | None = None, unschedulable: bool = False
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"unschedulable": True} if unschedulable else {},
+    }
+
+
+def config_dict(**services: Any) -> dict[str, Any]:
+    """A minimal valid config, with ``services`` overrides."""
+    data: dict[str, Any] = {
+        "nodeName": "node1",
+        "bgp": {"asn": 65001, "peers": [{"address": "192.0.2.0", "asn": 65101}]},
+    }
+    if services:
+        data["services"] = services
+    return data

@@ -1,0 +1,111 @@
+"""The offline commands: ``check-config`` and ``plan`` (golden file), exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cosmolet.cli import main
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "lab/examples"
+GOLDEN = ROOT / "tests/golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with ``tests/golden/NAME``; ``UPDATE_GOLDEN=1`` rewrites it."""
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs; rerun with UPDATE_GOLDEN=1 if intended"
+
+
+def test_check_config_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLES / "config.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "valid: mode numbered, AS 65001, 2 peers" in out
+
+
+def test_check_config_invalid_lists_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "bgp:\n  asn: 65001\n  peers:\n    - {address: 192.0.2.0, asn: 65101}\n"
+        "    - {address: 192.0.2.2, asn: banana}\nservics: {}\n"
+    )
+    assert main(["check-config", str(bad)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    assert any("bgp.peers[1].asn: Input should be a valid integer" in line for line in lines)
+    assert any("servics: unknown key" in line for line in lines)
+
+
+def test_plan_of_the_examples_matches_golden(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "plan",
+            "--config",
+            str(EXAMPLES / "config.yaml"),
+            "--objects",
+            str(EXAMPLES / "objects.json"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    check_golden("plan-examples.json", out)
+    plan = json.loads(out)
+    skipped_codes = {item["code"] for item in plan["skipped"]}
+    # The examples exercise every rule: each skip reason but the node-level and maxRoutes ones.
+    assert skipped_codes >= {
+        "bad-annotation",
+        "no-ready-endpoints",
+        "not-allowed",
+        "external-name",
+        "headless",
+        "not-selected",
+        "no-local-endpoints",
+        "malformed",
+        "opted-out",
+    }
+
+
+def test_plan_accepts_yaml_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    objects = tmp_path / "objects.yaml"
+    objects.write_text(
+        "kind: Service\nmetadata: {name: web, namespace: default}\n"
+        "spec: {clusterIPs: [10.96.0.10]}\n---\n"
+        "kind: EndpointSlice\nmetadata: {name: web-1, namespace: default, labels: "
+        "{kubernetes.io/service-name: web}}\nendpoints: [{addresses: [10.1.1.1]}]\n"
+    )
+    code = main(
+        [
+            "plan",
+            "--config",
+            str(EXAMPLES / "config.yaml"),
+            "--node",
+            "n9",
+            "--objects",
+            str(objects),
+        ]
+    )
+    assert code == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["node"] == "n9"
+    assert [route["prefix"] for route in plan["routes"]] == ["10.96.0.10/32"]
+
+
+@pytest.mark.parametrize("content", [None, "{not: [json", "\x00\x01"])
+def test_plan_unreadable_objects_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    path = tmp_path / "objects"
+    if content is not None:
+        path.write_text(content)
+    code = main(["plan", "--config", str(EXAMPLES / "config.yaml"), "--objects", str(path)])
+    assert code == 2
+    assert str(path) in capsys.readouterr().err
