@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from cosmolet import __version__
 from cosmolet.config import Config, ConfigError, load_config, warnings_for
@@ -64,6 +65,87 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_for_run(args: argparse.Namespace) -> Config | None:
+    """Load the config for ``render``/``start``/``agent``, applying ``--node``."""
+    config = _load(args.config)
+    if config is None:
+        return None
+    node = getattr(args, "node", None)
+    if node:
+        config = config.model_copy(update={"node_name": node})
+    return config
+
+
+def _source_args(args: argparse.Namespace) -> list[str]:
+    """The agent arguments that ``start`` passes through."""
+    extra: list[str] = []
+    if getattr(args, "node", None):
+        extra += ["--node", args.node]
+    if args.objects:
+        extra += ["--objects", str(Path(args.objects).resolve())]
+    return extra
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    config = _load_for_run(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    from cosmolet import exabgp_config
+    from cosmolet.start import agent_command
+
+    try:
+        text = exabgp_config.render(
+            config, agent_command(Path(args.config).resolve(), _source_args(args))
+        )
+    except exabgp_config.RenderError as error:
+        print(f"{args.config}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = _load_for_run(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    from cosmolet import exabgp_config, logs, start
+
+    logs.configure(config.logging.level, config.logging.format)
+    if not config.node_name:
+        print("start: nodeName is empty: set it, NODE_NAME, or --node", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.objects and not Path(args.objects).exists():
+        print(f"start: --objects {args.objects}: no such file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for warning in warnings_for(config):
+        logs.get("cosmolet.start").warning("config warning", problem=str(warning))
+    try:
+        conf = start.prepare(config, Path(args.config), _source_args(args))
+    except exabgp_config.RenderError as error:
+        print(f"{args.config}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"start: cannot prepare {config.runtime_dir}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return start.supervise(config, conf)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    config = _load_for_run(args)
+    if config is None:
+        return EXIT_BAD_INPUT
+    from cosmolet import agent, exabgp_config, logs
+    from cosmolet.objects_source import FileSource
+
+    logs.configure(config.logging.level, config.logging.format)
+    if not args.objects:
+        print("agent: --objects FILE is required (the Kubernetes source is not built yet)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    source = FileSource(Path(args.objects), config, config.node_name)
+    return agent.main(config, source, exabgp_config.sessions(config))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosmolet",
@@ -83,6 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--objects", required=True, help="Services, EndpointSlices and Nodes (kubectl -o json/yaml)"
     )
     plan.set_defaults(func=cmd_plan)
+
+    render = sub.add_parser("render", help="print a rendered configuration")
+    render.add_argument("what", choices=["exabgp"], help="which configuration")
+    render.add_argument("--config", required=True, help="the YAML config file")
+    render.add_argument("--node", help="the node name (default: nodeName or NODE_NAME)")
+    render.add_argument("--objects", help="as given to start (passed to the agent)")
+    render.set_defaults(func=cmd_render)
+
+    for name, func, text in (
+        ("start", cmd_start, "render ExaBGP's config and run ExaBGP with the agent"),
+        ("agent", cmd_agent, "the ExaBGP API process (started by ExaBGP, not by hand)"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--config", required=True, help="the YAML config file")
+        command.add_argument("--node", help="the node name (default: nodeName or NODE_NAME)")
+        command.add_argument(
+            "--objects", help="read cluster state from this kubectl -o json/yaml file"
+        )
+        command.set_defaults(func=func)
     return parser
 
 

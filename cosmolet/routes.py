@@ -137,6 +137,7 @@ class Plan:
         }
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def prefix_sort_key(prefix: str) -> tuple[int, int]:
     """Sort IPv4 before IPv6, then by numeric address."""
     network = ipaddress.ip_network(prefix)

@@ -1,0 +1,273 @@
+"""``cosmolet agent``: ExaBGP's API process. Plans in, commands out, one reconciler thread.
+
+Threads and what they may do:
+
+- the *source* (objects file, or the Kubernetes watch) computes plans and puts them on the queue;
+- the *stdin reader* turns ExaBGP's JSON events into ``PeerEvent``s on the queue, and reports EOF
+  (ExaBGP is gone: the agent exits rather than outlive it);
+- signal handlers put ``Drain``/``Stop`` on the queue;
+- the *reconciler* (the main thread) alone owns the speaker, the journal and stdout. It takes the
+  latest plan only (bursts coalesce), so a slow ExaBGP that blocks the pipe delays commands but
+  never the watch, and never grows a backlog of stale plans.
+
+Nothing an input can contain stops this loop: a failure while handling one event is logged and the
+loop goes on, since ExaBGP exits after five deaths of its API process in a minute and a crash loop
+must never become a fabric outage.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from cosmolet import exabgp_api, logs
+from cosmolet.config import Config
+from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
+from cosmolet.journal import Journal
+from cosmolet.routes import Plan
+from cosmolet.speaker import Changes, SessionState, Speaker
+
+log = logs.get("cosmolet.agent")
+
+JOURNAL_NAME = "advertised.journal"
+#: Route changes logged one line each up to this many per reconcile; beyond it, a summary.
+DETAIL_LIMIT = 20
+
+
+class Source(Protocol):
+    def run(self, emit: Callable[[Plan, float], None], stop: threading.Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewPlan:
+    plan: Plan
+    cause: float  # monotonic time of the change that produced it
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Withdraw everything and stay up (``shutdown.mode: withdraw``; sent by ``cosmolet start``)."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str
+
+
+Event = NewPlan | PeerEvent | Drain | Stop | Shutdown
+
+
+class Agent:
+    """The reconciler: applies events to the speaker and writes the resulting commands."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: list[Session],
+        out: TextIO,
+        journal: Journal,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.speaker = Speaker(sessions, enabled=config.bgp.enabled)
+        self.out = out
+        self.journal = journal
+        self.clock = clock
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.plan: Plan | None = None
+        self.draining = False
+        self.stopped: str | None = None
+        self.commands_sent = 0
+        self.started = clock()
+        self._warned: set[str] = set()
+        stale = journal.load()
+        if stale:
+            log.info("restoring prefixes a previous agent may have announced", count=len(stale))
+            self.speaker.restore(stale)
+
+    # --- event intake (any thread) ------------------------------------------------------------
+
+    def submit_plan(self, plan: Plan, cause: float) -> None:
+        self.events.put(NewPlan(plan, cause))
+
+    # --- the reconciler (main thread) ---------------------------------------------------------
+
+    def run(self) -> str:
+        """Handle events until told to stop; returns why."""
+        while self.stopped is None:
+            try:
+                batch = [self.events.get(timeout=1.0)]
+            except queue.Empty:
+                self.check_peers()
+                continue
+            while True:
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            self.handle_batch(batch)
+        return self.stopped
+
+    def handle_batch(self, batch: list[Event]) -> None:
+        latest_plan = max(
+            (i for i, event in enumerate(batch) if isinstance(event, NewPlan)), default=-1
+        )
+        for index, event in enumerate(batch):
+            if isinstance(event, NewPlan) and index != latest_plan:
+                continue  # superseded by a newer plan in the same batch
+            try:
+                self.handle(event)
+            except BrokenPipeError:
+                self.stopped = "ExaBGP closed the command pipe"
+            except Exception:
+                log.exception("failed to handle event; continuing", event=type(event).__name__)
+            if self.stopped:
+                return
+
+    def check_peers(self) -> None:
+        """Say, once per outage, which peer has not been established for a long while."""
+        now = self.clock()
+        threshold = max(15.0, 2.0 * self.config.bgp.hold_time)
+        for name, rib in self.speaker.peers.items():
+            if rib.state is SessionState.UP:
+                self._warned.discard(name)
+                continue
+            since = rib.since or self.started
+            if now - since >= threshold and name not in self._warned:
+                self._warned.add(name)
+                origin = rib.session.origin or name
+                log.warning(
+                    "peer not established",
+                    peer=name,
+                    seconds=round(now - since),
+                    hint=f"check {origin}: address and asn, that the peer has us configured and "
+                    f"is reachable, and the TCP MD5 password ({origin}.passwordFile) on both sides",
+                )
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, NewPlan):
+            self._on_plan(event)
+        elif isinstance(event, PeerEvent):
+            log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
+            self.apply(self.speaker.peer_event(event, self.clock()), "peer " + str(event.state))
+        elif isinstance(event, Drain):
+            if not self.draining:
+                self.draining = True
+                log.info("draining: withdrawing every route")
+                self.apply(self.speaker.withdraw_all(), "drain")
+        elif isinstance(event, Stop):
+            self.stopped = event.reason
+        elif isinstance(event, Shutdown):
+            self.stopped = "ExaBGP is shutting down"
+
+    def _on_plan(self, event: NewPlan) -> None:
+        previous = self.plan
+        self.plan = event.plan
+        if previous is None:
+            log.info(
+                "first plan",
+                routes=len(event.plan.routes),
+                skipped=len(event.plan.skipped),
+                bgp_enabled=self.config.bgp.enabled,
+            )
+        if self.draining:
+            return
+        self.apply(self.speaker.set_routes(event.plan.routes), "plan")
+
+    def apply(self, changes: Changes, cause: str) -> None:
+        """Journal, write and log one set of changes."""
+        if not changes.announce_count and not changes.withdraw_count and not changes.lines:
+            return
+        self.journal.add(changes.announced)
+        if changes.lines:
+            self.out.write("\n".join(changes.lines) + "\n")
+            self.out.flush()
+            self.commands_sent += len(changes.lines)
+        self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
+        self._log_changes(changes, cause)
+
+    def _log_changes(self, changes: Changes, cause: str) -> None:
+        services = {
+            route.prefix: route.services for route in (self.plan.routes if self.plan else ())
+        }
+        total = len(changes.announced) + len(changes.withdrawn)
+        if total <= DETAIL_LIMIT:
+            for prefix in sorted(changes.announced):
+                log.info("announce", prefix=prefix, services=list(services.get(prefix, ())),
+                         reason=cause, dry_run=not self.config.bgp.enabled)  # fmt: skip
+            for prefix in sorted(changes.withdrawn):
+                log.info("withdraw", prefix=prefix, reason=cause,
+                         dry_run=not self.config.bgp.enabled)  # fmt: skip
+        else:
+            log.info(
+                "routes changed",
+                announced=len(changes.announced),
+                withdrawn=len(changes.withdrawn),
+                commands=len(changes.lines),
+                reason=cause,
+                dry_run=not self.config.bgp.enabled,
+            )
+
+
+def read_events(stream: TextIO, agent: Agent) -> None:
+    """The stdin reader: ExaBGP's events to the queue; EOF means ExaBGP is gone."""
+    try:
+        for line in stream:
+            event = exabgp_api.parse_event(line)
+            if event is not None:
+                agent.events.put(event)
+    except (OSError, ValueError) as error:
+        log.warning("reading ExaBGP events failed", error=str(error))
+    agent.events.put(Stop("ExaBGP closed our stdin"))
+
+
+def run_source(source: Source, agent: Agent, stop: threading.Event) -> None:
+    """Run a source forever; if it dies, log and restart it after a pause (never exit)."""
+    while not stop.is_set():
+        try:
+            source.run(agent.submit_plan, stop)
+        except Exception:
+            log.exception("cluster-state source failed; restarting it in 1 s")
+            stop.wait(1.0)
+
+
+def main(config: Config, source: Source, sessions: list[Session]) -> int:
+    """Run the agent with ExaBGP on stdin/stdout until ExaBGP goes away."""
+    journal = Journal(Path(config.runtime_dir) / JOURNAL_NAME)
+    agent = Agent(config, sessions, sys.stdout, journal)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGUSR1:
+            agent.events.put(Drain())
+        else:
+            agent.events.put(Stop(f"signal {signal.Signals(signum).name}"))
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, on_signal)
+    pid_file = Path(config.runtime_dir) / "agent.pid"
+    try:
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(f"{os.getpid()}\n")
+    except OSError as error:
+        log.warning("cannot write the agent pid file", path=str(pid_file), error=str(error))
+
+    threading.Thread(target=read_events, args=(sys.stdin, agent), daemon=True, name="stdin").start()
+    threading.Thread(
+        target=run_source, args=(source, agent, stop), daemon=True, name="source"
+    ).start()
+    log.info("agent started", node=config.node_name, peers=[s.name for s in sessions],
+             mode=str(config.mode), bgp_enabled=config.bgp.enabled)  # fmt: skip
+    reason = agent.run()
+    stop.set()
+    journal.close()
+    log.info("agent stopping", reason=reason, commands_sent=agent.commands_sent)
+    return 0

@@ -1,0 +1,219 @@
+"""Rendering ExaBGP's configuration and environment from the cosmolet config. Pure functions.
+
+The output is deterministic (golden-file tested): one ``neighbor`` per peer inheriting a shared
+template, the ``process`` block that runs ``cosmolet agent``, graceful restart with manual EOR so
+the agent decides when the peer may drop stale routes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cosmolet import __version__
+from cosmolet.config import Config, Family, Peer, Problem
+from cosmolet.exabgp_api import Session
+
+PROCESS_NAME = "cosmolet"
+MASK = "<masked>"
+_PASSWORD = re.compile(r"^[\x21-\x7e]{1,80}$")
+_SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+
+
+class RenderError(ValueError):
+    """The config cannot be turned into an ExaBGP configuration; ``problem`` names the field."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Peer passwords read from their files, by peer index; never logged, masked in ``render``."""
+
+    passwords: Mapping[int, str]
+
+
+def read_secrets(config: Config) -> Secrets:
+    """Read every ``passwordFile``.
+
+    Raises:
+        RenderError: naming the peer whose file is unreadable or holds an unusable password.
+    """
+    passwords = {}
+    for index, peer in enumerate(config.bgp.peers):
+        if peer.password_file is None:
+            continue
+        path = f"bgp.peers[{index}].passwordFile"
+        try:
+            password = peer.password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError) as error:
+            raise RenderError(Problem(path, f"cannot read {peer.password_file}: {error}")) from None
+        if not _PASSWORD.match(password):
+            raise RenderError(
+                Problem(path, "expected 1-80 printable ASCII characters without spaces (TCP MD5)")
+            )
+        if '"' in password or "\\" in password or ";" in password:
+            raise RenderError(Problem(path, 'the password may not contain ", \\ or ;'))
+        passwords[index] = password
+    return Secrets(passwords)
+
+
+def router_id(config: Config, environ: Mapping[str, str] | None = None) -> str:
+    """``bgp.routerId``, else the first IPv4 ``localAddress``, else ``NODE_IP`` if IPv4.
+
+    Raises:
+        RenderError: when none of them gives an IPv4 address.
+    """
+    if config.bgp.router_id:
+        return str(config.bgp.router_id)
+    for peer in config.bgp.peers:
+        if peer.local_address and peer.local_address.version == 4:
+            return str(peer.local_address)
+    node_ip = (environ if environ is not None else os.environ).get("NODE_IP", "")
+    try:
+        if ipaddress.ip_address(node_ip).version == 4:
+            return node_ip
+    except ValueError:
+        pass
+    raise RenderError(
+        Problem(
+            "bgp.routerId",
+            "required: no peer has an IPv4 localAddress and NODE_IP is not an IPv4 address",
+        )
+    )
+
+
+def sessions(config: Config) -> list[Session]:
+    """The ExaBGP neighbors of a numbered config, as the speaker addresses them."""
+    return [
+        Session(
+            peer=peer.address,
+            local_as=config.bgp.asn,
+            peer_as=peer.asn,
+            families=peer.address_families,
+            origin=f"bgp.peers[{index}]",
+        )
+        for index, peer in enumerate(config.bgp.peers)
+    ]
+
+
+def _neighbor(index: int, peer: Peer, secrets: Secrets | None) -> list[str]:
+    lines = [
+        f"neighbor {peer.address} {{",
+        "    inherit cosmolet;",
+        f'    description "bgp.peers[{index}]";',
+    ]
+    if peer.local_address:
+        lines.append(f"    local-address {peer.local_address};")
+    lines.append(f"    peer-as {peer.asn};")
+    if peer.password_file is not None:
+        password = MASK if secrets is None else secrets.passwords[index]
+        lines.append(f'    md5-password "{password}";')
+    if peer.multihop:
+        lines.append(f"    outgoing-ttl {peer.multihop};")
+    lines.append("    family {")
+    lines += [f"        {family} unicast;" for family in peer.address_families]
+    lines += ["    }", "}"]
+    return lines
+
+
+def render(
+    config: Config,
+    agent_command: Sequence[str],
+    secrets: Secrets | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The ExaBGP configuration text. ``secrets=None`` masks passwords (for display).
+
+    Raises:
+        RenderError: naming the field that cannot be rendered.
+    """
+    for arg in agent_command:
+        if not _SAFE_ARG.match(arg):
+            raise RenderError(
+                Problem("", f"agent command argument {arg!r} has characters ExaBGP cannot pass")
+            )
+    bgp = config.bgp
+    template = [
+        "template {",
+        "    neighbor cosmolet {",
+        f"        router-id {router_id(config, environ)};",
+        f"        local-as {bgp.asn};",
+        f"        hold-time {bgp.hold_time};",
+        "        group-updates true;",
+    ]
+    if bgp.graceful_restart.enabled:
+        template += [
+            "        manual-eor true;",
+            "        capability {",
+            f"            graceful-restart {bgp.graceful_restart.restart_time};",
+            "        }",
+        ]
+    template += [
+        "        api {",
+        f"            processes [ {PROCESS_NAME} ];",
+        "            neighbor-changes;",
+        "        }",
+        "    }",
+        "}",
+    ]
+    lines = [
+        f"# Rendered by cosmolet {__version__} for node {config.node_name or '(unset)'}.",
+        "# Do not edit: `cosmolet start` rewrites it on every start.",
+        "",
+        f"process {PROCESS_NAME} {{",
+        f"    run {' '.join(agent_command)};",
+        "    encoder json;",
+        "}",
+        "",
+        *template,
+    ]
+    for index, peer in enumerate(bgp.peers):
+        lines += ["", *_neighbor(index, peer, secrets)]
+    return "\n".join(lines) + "\n"
+
+
+def environment(log_level: str = "INFO") -> dict[str, str]:
+    """The ExaBGP settings cosmolet relies on, as environment variables.
+
+    - run as whoever starts it (no drop to ``nobody``; in numbered mode that can be a non-root
+      user, since ExaBGP only connects out and never listens);
+    - no acks (the agent drains stdin anyway) and no CLI pipe;
+    - no per-route or statistics log lines (the agent logs route changes, summarised).
+    """
+    return {
+        "exabgp.daemon.user": getpass.getuser(),
+        "exabgp.daemon.drop": "false",
+        "exabgp.daemon.daemonize": "false",
+        "exabgp.api.ack": "false",
+        "exabgp.api.cli": "false",
+        "exabgp.api.respawn": "true",
+        "exabgp.log.level": log_level.upper(),
+        "exabgp.log.destination": "stderr",
+        "exabgp.log.processes": "false",
+        "exabgp.log.statistics": "false",
+        "exabgp.log.routes": "false",
+        "exabgp.log.packets": "false",
+        "exabgp.log.rib": "false",
+    }
+
+
+def families_of(config: Config) -> set[Family]:
+    return {family for peer in config.bgp.peers for family in peer.address_families}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write atomically with mode 0600 (the rendered config may hold passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)

@@ -1,0 +1,209 @@
+"""The speaker: the whole desired route set in, the ExaBGP commands that realise it out.
+
+Like MetalLB's BGP session, the speaker is given the *complete* desired set every time and diffs
+it, per peer, against what it has already advertised: new prefixes are announced, changed
+attributes re-announced, vanished prefixes withdrawn, and nothing else is sent. It does no I/O;
+the agent writes the lines it returns.
+
+Peer sessions move through three states:
+
+- ``UNKNOWN``: the agent has just started and ExaBGP may already be established with the peer
+  (the agent alone was restarted). Changes are sent; prefixes a previous agent may have left in
+  ExaBGP (``restore``) are withdrawn unless still desired.
+- ``UP``: ExaBGP reported the session up. On that edge the whole desired set is re-asserted to
+  the peer (ExaBGP keeps no adj-RIB-out for it) followed by an End-of-RIB per family, which under
+  graceful restart is what tells the peer to drop any stale route we did not re-assert. Until the
+  first plan exists the EOR waits: the peer keeps its stale routes meanwhile.
+- ``DOWN``: nothing is sent; the peer has dropped (or holds as stale) everything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from cosmolet import exabgp_api
+from cosmolet.exabgp_api import PeerEvent, PeerState, Session
+from cosmolet.routes import Attributes, Route, prefix_sort_key
+
+#: Attributes of a prefix that a previous agent may have announced: unknown, so never equal.
+_UNKNOWN = Attributes(communities=("?",))
+
+
+class SessionState(StrEnum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass
+class PeerRib:
+    """What one peer has been sent, and the state of its session."""
+
+    session: Session
+    state: SessionState = SessionState.UNKNOWN
+    advertised: dict[str, Attributes] = field(default_factory=dict)
+    eor_pending: bool = False
+    since: float = 0.0
+
+
+@dataclass
+class Changes:
+    """Command lines to write, and which prefixes they announce and withdraw (for the journal)."""
+
+    lines: list[str] = field(default_factory=list)
+    announced: set[str] = field(default_factory=set)
+    withdrawn: set[str] = field(default_factory=set)
+    announce_count: int = 0
+    withdraw_count: int = 0
+
+    def extend(self, other: Changes) -> None:
+        self.lines += other.lines
+        self.announced |= other.announced
+        self.withdrawn |= other.withdrawn
+        self.announce_count += other.announce_count
+        self.withdraw_count += other.withdraw_count
+
+
+class Speaker:
+    """Per-peer diffing of the desired set into ExaBGP commands."""
+
+    def __init__(self, sessions: Iterable[Session], enabled: bool = True) -> None:
+        self.peers: dict[str, PeerRib] = {s.name: PeerRib(s) for s in sessions}
+        self.enabled = enabled
+        self.desired: dict[str, Route] = {}
+        self.plan_ready = False
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def restore(self, prefixes: Iterable[str]) -> None:
+        """Prefixes a previous agent may have left in ExaBGP: withdrawn unless still wanted."""
+        stale = list(prefixes)
+        for rib in self.peers.values():
+            if rib.state is SessionState.UNKNOWN:
+                for prefix in stale:
+                    if _family_of(prefix) in rib.session.families:
+                        rib.advertised.setdefault(prefix, _UNKNOWN)
+
+    def set_routes(self, routes: Iterable[Route]) -> Changes:
+        """Make every reachable peer carry exactly ``routes``."""
+        new = {route.prefix: route for route in routes}
+        old = self.desired
+        first = not self.plan_ready
+        # Peers that are not down carry exactly the old set, so only what differs needs a look.
+        touched = None if first else _differing(old, new)
+        self.desired = new
+        self.plan_ready = True
+        changes = Changes()
+        for rib in self.peers.values():
+            if rib.state is SessionState.DOWN:
+                continue
+            changes.extend(self._sync(rib, None if rib.eor_pending else touched))
+            if first and rib.eor_pending:
+                changes.extend(self._end_of_rib(rib))
+        return changes
+
+    def peer_event(self, event: PeerEvent, now: float = 0.0) -> Changes:
+        """React to ExaBGP's report of a session state change."""
+        rib = self.peers.get(event.peer)
+        if rib is None or event.state is PeerState.CONNECTED:
+            return Changes()
+        if event.state is PeerState.DOWN:
+            if rib.state is not SessionState.DOWN:
+                rib.since = now
+            rib.state = SessionState.DOWN
+            rib.advertised.clear()
+            rib.eor_pending = False
+            return Changes()
+        # Up: the peer holds nothing from us but stale graceful-restart copies. Re-assert all.
+        rib.state = SessionState.UP
+        rib.since = now
+        rib.advertised.clear()
+        rib.eor_pending = True
+        if not self.plan_ready:
+            return Changes()
+        changes = self._sync(rib)
+        changes.extend(self._end_of_rib(rib))
+        return changes
+
+    def withdraw_all(self) -> Changes:
+        """Withdraw everything from every peer (the ``withdraw`` shutdown mode)."""
+        self.desired = {}
+        changes = Changes()
+        for rib in self.peers.values():
+            if rib.state is not SessionState.DOWN:
+                changes.extend(self._sync(rib))
+        return changes
+
+    # --- views --------------------------------------------------------------------------------
+
+    def advertised(self, peer: str) -> dict[str, Attributes]:
+        return dict(self.peers[peer].advertised)
+
+    def peers_of(self, prefix: str) -> list[str]:
+        return [name for name, rib in self.peers.items() if prefix in rib.advertised]
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _sync(self, rib: PeerRib, touched: Iterable[str] | None = None) -> Changes:
+        """Diff the desired set against ``rib``; ``touched`` limits the prefixes looked at."""
+        families = rib.session.families
+        desired = self.desired
+        advertised = rib.advertised
+        to_announce: dict[Attributes, list[str]] = defaultdict(list)
+        to_withdraw: list[str] = []
+        if touched is None:
+            candidates: Iterable[str] = list(desired) + [p for p in advertised if p not in desired]
+        else:
+            candidates = touched
+        for prefix in candidates:
+            route = desired.get(prefix)
+            if route is not None and route.family in families:
+                if advertised.get(prefix) != route.attributes:
+                    to_announce[route.attributes].append(prefix)
+            elif prefix in advertised:
+                to_withdraw.append(prefix)
+        to_withdraw.sort(key=prefix_sort_key)
+
+        changes = Changes()
+        for attributes, prefixes in to_announce.items():
+            prefixes.sort(key=prefix_sort_key)
+            if self.enabled:
+                changes.lines += exabgp_api.announce(rib.session, attributes, prefixes)
+            changes.announced.update(prefixes)
+            changes.announce_count += len(prefixes)
+            for prefix in prefixes:
+                rib.advertised[prefix] = attributes
+        if to_withdraw:
+            if self.enabled:
+                changes.lines += exabgp_api.withdraw(rib.session, to_withdraw)
+            changes.withdrawn.update(to_withdraw)
+            changes.withdraw_count += len(to_withdraw)
+            for prefix in to_withdraw:
+                del rib.advertised[prefix]
+        return changes
+
+    def _end_of_rib(self, rib: PeerRib) -> Changes:
+        rib.eor_pending = False
+        changes = Changes()
+        if self.enabled:
+            changes.lines += [exabgp_api.end_of_rib(rib.session, f) for f in rib.session.families]
+        return changes
+
+
+def _differing(old: dict[str, Route], new: dict[str, Route]) -> list[str]:
+    """Prefixes added, removed or changed between two desired sets."""
+    touched = [prefix for prefix, route in new.items() if old.get(prefix) != route]
+    touched += [prefix for prefix in old if prefix not in new]
+    return touched
+
+
+def _family_of(prefix: str) -> str:
+    return "ipv6" if ":" in prefix else "ipv4"
+
+
+def sessions_summary(speaker: Speaker) -> Sequence[tuple[str, str, int]]:
+    """(peer, state, routes advertised) for logs and status."""
+    return [(name, str(rib.state), len(rib.advertised)) for name, rib in speaker.peers.items()]

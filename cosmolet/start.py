@@ -1,0 +1,84 @@
+"""``cosmolet start``: validate, render ExaBGP's config, run ExaBGP (with the agent) and supervise.
+
+``start`` stays as ExaBGP's parent rather than exec'ing it, for one reason: a drain. With
+``shutdown.mode: withdraw``, SIGTERM must first make the agent withdraw every route, wait
+``shutdown.drainSeconds`` while traffic moves to other nodes, and only then stop ExaBGP. With
+``graceful`` (the default), SIGTERM goes straight to ExaBGP, which closes its sessions without a
+NOTIFICATION so that graceful-restart peers keep the routes while the pod restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cosmolet import exabgp_config, journal, logs
+from cosmolet.agent import JOURNAL_NAME
+from cosmolet.config import Config
+
+log = logs.get("cosmolet.start")
+
+EXABGP_CONF = "exabgp.conf"
+
+
+def agent_command(config_path: Path, extra: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "cosmolet", "agent", "--config", str(config_path), *extra]
+
+
+def prepare(config: Config, config_path: Path, extra_args: Sequence[str]) -> Path:
+    """Render ExaBGP's config into the runtime directory and forget any old journal.
+
+    Raises:
+        exabgp_config.RenderError: naming the field that cannot be rendered.
+    """
+    runtime = Path(config.runtime_dir)
+    secrets = exabgp_config.read_secrets(config)
+    text = exabgp_config.render(config, agent_command(config_path.resolve(), extra_args), secrets)
+    conf = runtime / EXABGP_CONF
+    exabgp_config.write_private(conf, text)
+    journal.remove(runtime / JOURNAL_NAME)  # a fresh ExaBGP holds no route
+    return conf
+
+
+def supervise(config: Config, conf: Path) -> int:
+    """Run ExaBGP until it exits; translate SIGTERM/SIGINT according to ``shutdown.mode``."""
+    env = {**os.environ, **exabgp_config.environment()}
+    process = subprocess.Popen([sys.executable, "-m", "exabgp", "server", str(conf)], env=env)
+    stopping = threading.Event()
+
+    def stop_exabgp() -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    def drain_then_stop() -> None:
+        pid_file = Path(config.runtime_dir) / "agent.pid"
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGUSR1)
+            log.info("drain: routes withdrawn, waiting", seconds=config.shutdown.drain_seconds)
+            time.sleep(config.shutdown.drain_seconds)
+        except (OSError, ValueError) as error:
+            log.warning("drain: could not signal the agent; stopping now", error=str(error))
+        stop_exabgp()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stopping.is_set():
+            stop_exabgp()  # a second signal: stop now
+            return
+        stopping.set()
+        log.info("stopping", signal=signal.Signals(signum).name, mode=config.shutdown.mode)
+        if config.shutdown.mode == "withdraw":
+            threading.Thread(target=drain_then_stop, daemon=True).start()
+        else:
+            stop_exabgp()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    log.info("exabgp started", pid=process.pid, config=str(conf))
+    return process.wait()

@@ -1,0 +1,57 @@
+"""FRR configurations for the lab's switches (leaves, spine) and numbered test peers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A numbered BGP neighbor of an FRR router."""
+
+    address: str
+    remote_as: int
+    password: str | None = None
+
+    @property
+    def family(self) -> str:
+        return "ipv6" if ":" in self.address else "ipv4"
+
+
+def numbered_router(
+    name: str,
+    asn: int,
+    router_id: str,
+    neighbors: Sequence[Neighbor],
+    graceful_restart: bool = True,
+) -> str:
+    """An FRR router with numbered neighbors, datacenter timers (3/9 s) and fast reconnects."""
+    lines = [
+        "frr defaults datacenter",
+        f"hostname {name}",
+        "!",
+        f"router bgp {asn}",
+        f" bgp router-id {router_id}",
+        " no bgp ebgp-requires-policy",
+        " no bgp default ipv4-unicast",
+        " no bgp network import-check",
+    ]
+    if graceful_restart:
+        lines.append(" bgp graceful-restart")
+    for neighbor in neighbors:
+        lines += [
+            f" neighbor {neighbor.address} remote-as {neighbor.remote_as}",
+            f" neighbor {neighbor.address} timers 3 9",
+            f" neighbor {neighbor.address} timers connect 1",
+        ]
+        if neighbor.password:
+            lines.append(f" neighbor {neighbor.address} password {neighbor.password}")
+    for family in ("ipv4", "ipv6"):
+        members = [n for n in neighbors if n.family == family]
+        if members:
+            lines.append(f" address-family {family} unicast")
+            lines += [f"  neighbor {n.address} activate" for n in members]
+            lines.append(" exit-address-family")
+    lines.append("!")
+    return "\n".join(lines) + "\n"
