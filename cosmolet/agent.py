@@ -128,7 +128,7 @@ class Agent:
             except BrokenPipeError:
                 self.stopped = "ExaBGP closed the command pipe"
             except Exception:
-                log.exception("failed to handle event; continuing", event=type(event).__name__)
+                log.exception("failed to handle an event; continuing", kind=type(event).__name__)
             if self.stopped:
                 return
 
@@ -188,8 +188,15 @@ class Agent:
             return
         self.journal.add(changes.announced)
         if changes.lines:
-            self.out.write("\n".join(changes.lines) + "\n")
-            self.out.flush()
+            try:
+                self.out.write("\n".join(changes.lines) + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                raise
+            except Exception:
+                # What reached ExaBGP is now uncertain: the next plan re-sends everything.
+                self.speaker.invalidate(changes.withdrawn)
+                raise
             self.commands_sent += len(changes.lines)
         self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
         self._log_changes(changes, cause)
@@ -201,11 +208,17 @@ class Agent:
         total = len(changes.announced) + len(changes.withdrawn)
         if total <= DETAIL_LIMIT:
             for prefix in sorted(changes.announced):
-                log.info("announce", prefix=prefix, services=list(services.get(prefix, ())),
-                         reason=cause, dry_run=not self.config.bgp.enabled)  # fmt: skip
+                log.info(
+                    "announce",
+                    prefix=prefix,
+                    services=list(services.get(prefix, ())),
+                    reason=cause,
+                    dry_run=not self.config.bgp.enabled,
+                )
             for prefix in sorted(changes.withdrawn):
-                log.info("withdraw", prefix=prefix, reason=cause,
-                         dry_run=not self.config.bgp.enabled)  # fmt: skip
+                log.info(
+                    "withdraw", prefix=prefix, reason=cause, dry_run=not self.config.bgp.enabled
+                )
         else:
             log.info(
                 "routes changed",
@@ -264,8 +277,13 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
     threading.Thread(
         target=run_source, args=(source, agent, stop), daemon=True, name="source"
     ).start()
-    log.info("agent started", node=config.node_name, peers=[s.name for s in sessions],
-             mode=str(config.mode), bgp_enabled=config.bgp.enabled)  # fmt: skip
+    log.info(
+        "agent started",
+        node=config.node_name,
+        peers=[s.name for s in sessions],
+        mode=str(config.mode),
+        bgp_enabled=config.bgp.enabled,
+    )
     reason = agent.run()
     stop.set()
     journal.close()

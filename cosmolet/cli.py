@@ -139,8 +139,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     logs.configure(config.logging.level, config.logging.format)
     if not args.objects:
-        print("agent: --objects FILE is required (the Kubernetes source is not built yet)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "agent: --objects FILE is required (the Kubernetes source is not built yet)",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     source = FileSource(Path(args.objects), config, config.node_name)
     return agent.main(config, source, exabgp_config.sessions(config))

@@ -75,6 +75,7 @@ class Speaker:
         self.enabled = enabled
         self.desired: dict[str, Route] = {}
         self.plan_ready = False
+        self._resync = False
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -93,7 +94,8 @@ class Speaker:
         old = self.desired
         first = not self.plan_ready
         # Peers that are not down carry exactly the old set, so only what differs needs a look.
-        touched = None if first else _differing(old, new)
+        touched = None if first or self._resync else _differing(old, new)
+        self._resync = False
         self.desired = new
         self.plan_ready = True
         changes = Changes()
@@ -127,6 +129,22 @@ class Speaker:
         changes = self._sync(rib)
         changes.extend(self._end_of_rib(rib))
         return changes
+
+    def invalidate(self, withdrawn: Iterable[str] = ()) -> None:
+        """A write failed: forget what peers hold, so that the next plan re-sends everything.
+
+        ``withdrawn`` are prefixes whose withdraw may not have reached ExaBGP: they are put back
+        so the next plan withdraws them again unless it wants them.
+        """
+        withdrawn = list(withdrawn)
+        for rib in self.peers.values():
+            for prefix in rib.advertised:
+                rib.advertised[prefix] = _UNKNOWN
+            if rib.state is not SessionState.DOWN:
+                for prefix in withdrawn:
+                    if _family_of(prefix) in rib.session.families:
+                        rib.advertised[prefix] = _UNKNOWN
+        self._resync = True
 
     def withdraw_all(self) -> Changes:
         """Withdraw everything from every peer (the ``withdraw`` shutdown mode)."""

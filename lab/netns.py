@@ -216,9 +216,23 @@ class Lab:
     def link(self, a: Namespace, a_if: str, b: Namespace, b_if: str) -> None:
         """A veth pair with one end in each namespace, both up."""
         run(
-            ["ip", "link", "add", "name", a_if, "netns", a.name, "type", "veth",
-             "peer", "name", b_if, "netns", b.name]
-        )  # fmt: skip
+            [
+                "ip",
+                "link",
+                "add",
+                "name",
+                a_if,
+                "netns",
+                a.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b_if,
+                "netns",
+                b.name,
+            ]
+        )
         a.ip("link", "set", "dev", a_if, "up")
         b.ip("link", "set", "dev", b_if, "up")
 

@@ -79,10 +79,16 @@ class Cosmolet:
         if not self.objects_path.exists():
             self.set_objects([])
         self.process = self.ns.popen(
-            sys.executable, "-m", "cosmolet", "start",
-            "--config", str(self.config_path), "--objects", str(self.objects_path),
+            sys.executable,
+            "-m",
+            "cosmolet",
+            "start",
+            "--config",
+            str(self.config_path),
+            "--objects",
+            str(self.objects_path),
             log=self.log,
-        )  # fmt: skip
+        )
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
@@ -147,8 +153,11 @@ class NumberedFabric:
         return found
 
     def wait_rib(self, expected: set[str], family: str = "ipv4", timeout: float = 30) -> None:
-        wait_for(lambda: set(self.rib(family)) == expected, timeout,
-                 what=f"leaf {family} RIB == {sorted(expected)}")  # fmt: skip
+        wait_for(
+            lambda: set(self.rib(family)) == expected,
+            timeout,
+            what=f"leaf {family} RIB == {sorted(expected)}",
+        )
 
     def neighbor(self, address: str) -> dict[str, Any]:
         result: dict[str, Any] = self.frr.json(f"show bgp neighbors {address} json").get(
@@ -174,10 +183,14 @@ def build_numbered(
     passwords = passwords or {}
     remote_as = 65001
     config = numbered_router(
-        "leaf", 65001 if ibgp else 65101, "10.255.0.1",
-        [Neighbor(F.NODE_V4, remote_as, passwords.get(F.NODE_V4)),
-         Neighbor(F.NODE_V6, remote_as, passwords.get(F.NODE_V6))],
-    )  # fmt: skip
+        "leaf",
+        65001 if ibgp else 65101,
+        "10.255.0.1",
+        [
+            Neighbor(F.NODE_V4, remote_as, passwords.get(F.NODE_V4)),
+            Neighbor(F.NODE_V6, remote_as, passwords.get(F.NODE_V6)),
+        ],
+    )
     frr = lab.frr(leaf, config)
     return NumberedFabric(lab, leaf, node, frr)
 

@@ -25,12 +25,16 @@ def test_routes_reach_the_leaf_with_next_hop_and_attributes(fabric: NumberedFabr
     node.set_objects(
         BASE
         + healthy(
-            "tuned", "10.96.0.12",
-            annotations={"cosmolet.io/communities": "65001:200", "cosmolet.io/med": "50",
-                         "cosmolet.io/as-path-prepend": "2"},
+            "tuned",
+            "10.96.0.12",
+            annotations={
+                "cosmolet.io/communities": "65001:200",
+                "cosmolet.io/med": "50",
+                "cosmolet.io/as-path-prepend": "2",
+            },
         )
         + healthy("down", "10.96.0.13", ready=False)
-    )  # fmt: skip
+    )
     node.start()
     fabric.wait_rib({"10.96.0.10/32", "10.96.0.11/32", "10.96.0.12/32"})
     fabric.wait_rib({"fd00:96::11/128"}, "ipv6")
@@ -81,8 +85,9 @@ def test_unhealthy_is_withdrawn_and_healthy_again_comes_back(fabric: NumberedFab
     fabric.wait_rib({"10.96.0.10/32", "10.96.0.11/32"})
     fabric.wait_rib({"fd00:96::11/128"}, "ipv6")
 
-    node.set_objects(healthy("web", "10.96.0.10") + healthy("dual", "10.96.0.11", "fd00:96::11",
-                                                            ready=False))  # fmt: skip
+    node.set_objects(
+        healthy("web", "10.96.0.10") + healthy("dual", "10.96.0.11", "fd00:96::11", ready=False)
+    )
     fabric.wait_rib({"10.96.0.10/32"}, timeout=10)
     fabric.wait_rib(set(), "ipv6", timeout=10)
     wait_for(lambda: fabric.fib(4) == {"10.96.0.10/32"}, 10)
