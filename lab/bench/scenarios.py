@@ -21,6 +21,10 @@ def _received(fabric: Any, peer: str) -> int:
     return int(summary.get("peers", {}).get(peer, {}).get("pfxRcd", 0))
 
 
+def _gone(fabric: Any, ip: str) -> bool:
+    return not fabric.frr.json(f"show bgp ipv4 unicast {ip}/32 json").get("paths")
+
+
 def _healthy_cluster(services: int) -> list[dict[str, Any]]:
     objects = synthetic_cluster(services)
     for obj in objects:
