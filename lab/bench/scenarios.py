@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from typing import Any
@@ -79,13 +80,7 @@ def withdraw_file(services: int, samples: int, quiet: bool = False) -> dict[str,
             victim["endpoints"][0]["conditions"]["ready"] = False
             started = time.monotonic()
             node.set_objects(objects)
-            wait_for(
-                lambda ip=ip: (
-                    not fabric.frr.json(f"show bgp ipv4 unicast {ip}/32 json").get("paths")
-                ),
-                30,
-                0.002,
-            )
+            wait_for(functools.partial(_gone, fabric, ip), 30, 0.002)
             latencies.append((time.monotonic() - started) * 1000)
             victim["endpoints"][0]["conditions"]["ready"] = True
         latencies.sort()
