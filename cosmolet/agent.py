@@ -2,13 +2,14 @@
 
 Threads and what they may do:
 
-- the *source* (objects file, or the Kubernetes watch) computes plans and puts them on the queue;
+- the *source* (objects file, or the Kubernetes watch) updates the ``ClusterState`` and puts a
+  ``RoutesChanged`` signal on the queue;
 - the *stdin reader* turns ExaBGP's JSON events into ``PeerEvent``s on the queue, and reports EOF
   (ExaBGP is gone: the agent exits rather than outlive it);
 - signal handlers put ``Drain``/``Stop`` on the queue;
-- the *reconciler* (the main thread) alone owns the speaker, the journal and stdout. It takes the
-  latest plan only (bursts coalesce), so a slow ExaBGP that blocks the pipe delays commands but
-  never the watch, and never grows a backlog of stale plans.
+- the *reconciler* (the main thread) alone owns the speaker, the journal and stdout. It takes
+  the accumulated route difference from the state (bursts coalesce into one), so a slow ExaBGP
+  that blocks the pipe delays commands but never the watch, and never builds a backlog.
 
 Nothing an input can contain stops this loop: a failure while handling one event is logged and the
 loop goes on, since ExaBGP exits after five deaths of its API process in a minute and a crash loop
@@ -32,7 +33,7 @@ from cosmolet import exabgp_api, logs
 from cosmolet.config import Config
 from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
 from cosmolet.journal import Journal
-from cosmolet.routes import Plan
+from cosmolet.plan_builder import ClusterState, PlanBuilder
 from cosmolet.speaker import Changes, SessionState, Speaker
 
 log = logs.get("cosmolet.agent")
@@ -43,12 +44,11 @@ DETAIL_LIMIT = 20
 
 
 class Source(Protocol):
-    def run(self, emit: Callable[[Plan, float], None], stop: threading.Event) -> None: ...
+    def run(self, state: ClusterState, stop: threading.Event) -> None: ...
 
 
 @dataclass(frozen=True)
-class NewPlan:
-    plan: Plan
+class RoutesChanged:
     cause: float  # monotonic time of the change that produced it
 
 
@@ -62,7 +62,7 @@ class Stop:
     reason: str
 
 
-Event = NewPlan | PeerEvent | Drain | Stop | Shutdown
+Event = RoutesChanged | PeerEvent | Drain | Stop | Shutdown
 
 
 class Agent:
@@ -77,12 +77,16 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.state = ClusterState(
+            PlanBuilder(config, config.node_name),
+            lambda cause: self.events.put(RoutesChanged(cause)),
+        )
         self.speaker = Speaker(sessions, enabled=config.bgp.enabled)
         self.out = out
         self.journal = journal
         self.clock = clock
         self.events: queue.Queue[Event] = queue.Queue()
-        self.plan: Plan | None = None
+        self.first_sent = False
         self.draining = False
         self.stopped: str | None = None
         self.commands_sent = 0
@@ -93,21 +97,20 @@ class Agent:
             log.info("restoring prefixes a previous agent may have announced", count=len(stale))
             self.speaker.restore(stale)
 
-    # --- event intake (any thread) ------------------------------------------------------------
-
-    def submit_plan(self, plan: Plan, cause: float) -> None:
-        self.events.put(NewPlan(plan, cause))
-
     # --- the reconciler (main thread) ---------------------------------------------------------
 
     def run(self) -> str:
         """Handle events until told to stop; returns why."""
         while self.stopped is None:
+            batch: list[Event]
             try:
                 batch = [self.events.get(timeout=1.0)]
             except queue.Empty:
                 self.check_peers()
-                continue
+                if self.speaker.needs_resync and self.first_sent:
+                    batch = [RoutesChanged(self.clock())]  # retry a failed write
+                else:
+                    continue
             while True:
                 try:
                     batch.append(self.events.get_nowait())
@@ -117,12 +120,12 @@ class Agent:
         return self.stopped
 
     def handle_batch(self, batch: list[Event]) -> None:
-        latest_plan = max(
-            (i for i, event in enumerate(batch) if isinstance(event, NewPlan)), default=-1
-        )
-        for index, event in enumerate(batch):
-            if isinstance(event, NewPlan) and index != latest_plan:
-                continue  # superseded by a newer plan in the same batch
+        seen_change = False
+        for event in batch:
+            if isinstance(event, RoutesChanged):
+                if seen_change:
+                    continue  # one take of the state covers every change signalled so far
+                seen_change = True
             try:
                 self.handle(event)
             except BrokenPipeError:
@@ -153,8 +156,8 @@ class Agent:
                 )
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, NewPlan):
-            self._on_plan(event)
+        if isinstance(event, RoutesChanged):
+            self._on_routes_changed()
         elif isinstance(event, PeerEvent):
             log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
             self.apply(self.speaker.peer_event(event, self.clock()), "peer " + str(event.state))
@@ -168,19 +171,23 @@ class Agent:
         elif isinstance(event, Shutdown):
             self.stopped = "ExaBGP is shutting down"
 
-    def _on_plan(self, event: NewPlan) -> None:
-        previous = self.plan
-        self.plan = event.plan
-        if previous is None:
-            log.info(
-                "first plan",
-                routes=len(event.plan.routes),
-                skipped=len(event.plan.skipped),
-                bgp_enabled=self.config.bgp.enabled,
-            )
+    def _on_routes_changed(self) -> None:
         if self.draining:
             return
-        self.apply(self.speaker.set_routes(event.plan.routes), "plan")
+        delta, _since = self.state.take_delta()
+        if not delta and self.first_sent and not self.speaker.needs_resync:
+            return
+        changes = self.speaker.update_routes(delta)
+        if not self.first_sent:
+            self.first_sent = True
+            plan = self.state.plan()
+            log.info(
+                "first plan",
+                routes=len(plan.routes),
+                skipped=len(plan.skipped),
+                bgp_enabled=self.config.bgp.enabled,
+            )
+        self.apply(changes, "plan")
 
     def apply(self, changes: Changes, cause: str) -> None:
         """Journal, write and log one set of changes."""
@@ -202,16 +209,14 @@ class Agent:
         self._log_changes(changes, cause)
 
     def _log_changes(self, changes: Changes, cause: str) -> None:
-        services = {
-            route.prefix: route.services for route in (self.plan.routes if self.plan else ())
-        }
+        desired = self.speaker.desired
         total = len(changes.announced) + len(changes.withdrawn)
         if total <= DETAIL_LIMIT:
             for prefix in sorted(changes.announced):
                 log.info(
                     "announce",
                     prefix=prefix,
-                    services=list(services.get(prefix, ())),
+                    services=list(desired[prefix].services if prefix in desired else ()),
                     reason=cause,
                     dry_run=not self.config.bgp.enabled,
                 )
@@ -246,7 +251,7 @@ def run_source(source: Source, agent: Agent, stop: threading.Event) -> None:
     """Run a source forever; if it dies, log and restart it after a pause (never exit)."""
     while not stop.is_set():
         try:
-            source.run(agent.submit_plan, stop)
+            source.run(agent.state, stop)
         except Exception:
             log.exception("cluster-state source failed; restarting it in 1 s")
             stop.wait(1.0)

@@ -83,6 +83,8 @@ def _source_args(args: argparse.Namespace) -> list[str]:
         extra += ["--node", args.node]
     if args.objects:
         extra += ["--objects", str(Path(args.objects).resolve())]
+    if getattr(args, "kubeconfig", None):
+        extra += ["--kubeconfig", str(Path(args.kubeconfig).resolve())]
     return extra
 
 
@@ -135,16 +137,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     from cosmolet import agent, exabgp_config, logs
-    from cosmolet.objects_source import FileSource
 
     logs.configure(config.logging.level, config.logging.format)
-    if not args.objects:
-        print(
-            "agent: --objects FILE is required (the Kubernetes source is not built yet)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    source = FileSource(Path(args.objects), config, config.node_name)
+    source: agent.Source
+    if args.objects:
+        from cosmolet.objects_source import FileSource
+
+        source = FileSource(Path(args.objects), config, config.node_name)
+    else:
+        from cosmolet.kube.source import KubeSource
+
+        source = KubeSource(config, config.node_name, args.kubeconfig)
     return agent.main(config, source, exabgp_config.sessions(config))
 
 
@@ -173,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--config", required=True, help="the YAML config file")
     render.add_argument("--node", help="the node name (default: nodeName or NODE_NAME)")
     render.add_argument("--objects", help="as given to start (passed to the agent)")
+    render.add_argument("--kubeconfig", help="as given to start (passed to the agent)")
     render.set_defaults(func=cmd_render)
 
     for name, func, text in (
@@ -184,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--node", help="the node name (default: nodeName or NODE_NAME)")
         command.add_argument(
             "--objects", help="read cluster state from this kubectl -o json/yaml file"
+        )
+        command.add_argument(
+            "--kubeconfig",
+            help="kubeconfig of the API server (default: KUBECONFIG, else in-cluster)",
         )
         command.set_defaults(func=func)
     return parser

@@ -216,6 +216,12 @@ class Shutdown(_Model):
     drain_seconds: float = Field(default=10.0, ge=0, le=3600)
 
 
+class Kubernetes(_Model):
+    """How the agent reaches the API server, and what it does when it cannot."""
+
+    withdraw_after_api_loss_seconds: float | None = Field(default=None, gt=0)
+
+
 class Config(_Model):
     mode: Mode = Mode.NUMBERED
     node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
@@ -227,6 +233,7 @@ class Config(_Model):
     http: Http = Http()
     logging: Logging = Logging()
     shutdown: Shutdown = Shutdown()
+    kubernetes: Kubernetes = Kubernetes()
 
 
 def parse_listen(value: str) -> tuple[str, int]:

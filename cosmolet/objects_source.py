@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cosmolet import logs
 from cosmolet.config import Config
+from cosmolet.objects import EndpointSlice, Node, Service, decode_all
 from cosmolet.objects_file import ObjectsFileError, load_documents
-from cosmolet.routes import Plan, plan_from_documents
-
-PlanSink = Callable[[Plan, float], None]
+from cosmolet.plan_builder import ClusterState
 
 log = logs.get("cosmolet.objects_source")
 
@@ -41,7 +39,7 @@ class FileSource:
             return None
         return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
-    def run(self, emit: PlanSink, stop: threading.Event) -> None:
+    def run(self, state: ClusterState, stop: threading.Event) -> None:
         last: tuple[int, int, int] | bool | None = False  # False: never read
         last_full = 0.0
         while not stop.is_set():
@@ -49,14 +47,31 @@ class FileSource:
             due = time.monotonic() - last_full >= self.config.loop_interval_seconds
             if signature != last or due:
                 last, last_full = signature, time.monotonic()
-                self._read(emit)
+                self._read(state)
             stop.wait(self.poll_seconds)
 
-    def _read(self, emit: PlanSink) -> None:
-        started = time.monotonic()
+    def _read(self, state: ClusterState) -> None:
         try:
             documents = load_documents(self.path)
         except ObjectsFileError as error:
             log.error("objects file unusable, keeping the last good plan", error=str(error))
             return
-        emit(plan_from_documents(self.config, self.node_name, documents), started)
+        records, malformed = decode_all(documents)
+        with state.update() as builder:
+            builder.replace_services(r for r in records if isinstance(r, Service))
+            builder.replace_slices(r for r in records if isinstance(r, EndpointSlice))
+            builder.set_node(
+                next(
+                    (
+                        r
+                        for r in records
+                        if isinstance(r, Node) and r.metadata.name == self.node_name
+                    ),
+                    None,
+                )
+            )
+            for key in list(builder.malformed):
+                builder.set_malformed(key, None)
+            for item in malformed:
+                builder.set_malformed(f"{item.kind}:{item.key}", item)
+        state.mark_synced()

@@ -52,6 +52,7 @@ class SkipCode(StrEnum):
     MAX_ROUTES = "max-routes"
     NODE_EXCLUDED = "node-excluded"
     NODE_CORDONED = "node-cordoned"
+    API_LOST = "api-lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,12 +412,13 @@ def evaluate_service(
     return ServiceDecision(key, tuple(candidates.values()), tuple(skipped))
 
 
-def _merge(candidates: list[Candidate]) -> Route:
+def merge_candidates(group: Iterable[Candidate]) -> Route:
     """One route for a prefix several Services want: the most attractive attributes win.
 
     The route is wanted while any of them is healthy, so it takes the highest local-preference,
     the lowest MED and the shortest prepend among them, and the union of their communities.
     """
+    candidates = sorted(group, key=lambda candidate: candidate.service)
     first = candidates[0]
     if len(candidates) == 1:
         return Route(first.prefix, first.family, (first.service,), first.attributes, first.sort_key)
@@ -474,7 +476,7 @@ def assemble(
         skipped.insert(0, drain)
         by_prefix.clear()
 
-    routes = [_merge(sorted(group, key=lambda c: c.service)) for group in by_prefix.values()]
+    routes = [merge_candidates(group) for group in by_prefix.values()]
     if len(routes) > policy.max_routes:
         oldest = {
             prefix: min(candidate.created or "~" for candidate in group)

@@ -20,7 +20,7 @@ Peer sessions move through three states:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -91,18 +91,30 @@ class Speaker:
     def set_routes(self, routes: Iterable[Route]) -> Changes:
         """Make every reachable peer carry exactly ``routes``."""
         new = {route.prefix: route for route in routes}
-        old = self.desired
-        first = not self.plan_ready
-        # Peers that are not down carry exactly the old set, so only what differs needs a look.
-        touched = None if first or self._resync else _differing(old, new)
-        self._resync = False
+        touched = _differing(self.desired, new)
         self.desired = new
+        return self._publish(touched)
+
+    def update_routes(self, delta: Mapping[str, Route | None]) -> Changes:
+        """Apply a difference to the desired set (``None`` removes a prefix)."""
+        for prefix, route in delta.items():
+            if route is None:
+                self.desired.pop(prefix, None)
+            else:
+                self.desired[prefix] = route
+        return self._publish(list(delta))
+
+    def _publish(self, touched: list[str]) -> Changes:
+        first = not self.plan_ready
+        # Peers that are not down carry exactly the previous set: only ``touched`` needs a look.
+        full = first or self._resync
+        self._resync = False
         self.plan_ready = True
         changes = Changes()
         for rib in self.peers.values():
             if rib.state is SessionState.DOWN:
                 continue
-            changes.extend(self._sync(rib, None if rib.eor_pending else touched))
+            changes.extend(self._sync(rib, None if full or rib.eor_pending else touched))
             if first and rib.eor_pending:
                 changes.extend(self._end_of_rib(rib))
         return changes
@@ -145,6 +157,11 @@ class Speaker:
                     if _family_of(prefix) in rib.session.families:
                         rib.advertised[prefix] = _UNKNOWN
         self._resync = True
+
+    @property
+    def needs_resync(self) -> bool:
+        """A write failed: the next publish must re-send everything."""
+        return self._resync
 
     def withdraw_all(self) -> Changes:
         """Withdraw everything from every peer (the ``withdraw`` shutdown mode)."""

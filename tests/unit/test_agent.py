@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
-from cosmolet.agent import Agent, Drain, NewPlan, Stop
+from cosmolet.agent import Agent, Drain, Event, Stop
 from cosmolet.config import validate
 from cosmolet.exabgp_api import PeerEvent, PeerState
 from cosmolet.exabgp_config import sessions
 from cosmolet.journal import Journal
-from cosmolet.routes import Plan, plan_from_documents
+from cosmolet.objects import EndpointSlice, Service, decode_all
 from tests.factories import config_dict, endpoint, service, slice_
 
 CONFIG = validate(config_dict())
 
 
-def plan_of(*healthy_ips: str) -> Plan:
-    objects = []
-    for index, ip in enumerate(healthy_ips):
-        objects += [service(f"s{index}", cluster_ips=(ip,)), slice_(f"s{index}")]
-    return plan_from_documents(CONFIG, "node1", objects)
+def cluster(agent: Agent, *healthy_ips: str, objects: list[Any] | None = None) -> list[Event]:
+    """Set the agent's cluster state (as a source would) and return the events it queued."""
+    if objects is None:
+        objects = []
+        for ip in healthy_ips:
+            name = "s" + ip.replace(".", "-").replace(":", "-")
+            objects += [service(name, cluster_ips=(ip,)), slice_(name)]
+    records, _ = decode_all(objects)
+    with agent.state.update() as builder:
+        builder.replace_services(r for r in records if isinstance(r, Service))
+        builder.replace_slices(r for r in records if isinstance(r, EndpointSlice))
+    agent.state.mark_synced()
+    events: list[Event] = []
+    while not agent.events.empty():
+        events.append(agent.events.get())
+    return events
 
 
 def make(tmp_path: Path, out: io.StringIO | None = None) -> tuple[Agent, io.StringIO]:
@@ -28,15 +40,11 @@ def make(tmp_path: Path, out: io.StringIO | None = None) -> tuple[Agent, io.Stri
     return Agent(CONFIG, sessions(CONFIG), out, Journal(tmp_path / "journal")), out
 
 
-def test_only_the_latest_plan_of_a_burst_is_applied(tmp_path: Path) -> None:
+def test_a_burst_of_changes_is_applied_once(tmp_path: Path) -> None:
     agent, out = make(tmp_path)
-    agent.handle_batch(
-        [
-            NewPlan(plan_of("10.96.0.1"), 0),
-            NewPlan(plan_of("10.96.0.2"), 0),
-            NewPlan(plan_of("10.96.0.3"), 0),
-        ]
-    )
+    events = cluster(agent, "10.96.0.1") + cluster(agent, "10.96.0.2") + cluster(agent, "10.96.0.3")
+    assert len(events) == 3
+    agent.handle_batch(events)
     assert out.getvalue() == (
         "neighbor 192.0.2.0 announce attributes next-hop self nlri 10.96.0.3/32\n"
     )
@@ -46,7 +54,7 @@ def test_peer_up_before_first_plan_gets_eor_after_it(tmp_path: Path) -> None:
     agent, out = make(tmp_path)
     agent.handle_batch([PeerEvent("192.0.2.0", PeerState.UP)])
     assert out.getvalue() == ""
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
     assert out.getvalue().splitlines() == [
         "neighbor 192.0.2.0 announce attributes next-hop self nlri 10.96.0.1/32",
         "neighbor 192.0.2.0 announce eor ipv4 unicast",
@@ -55,13 +63,13 @@ def test_peer_up_before_first_plan_gets_eor_after_it(tmp_path: Path) -> None:
 
 def test_journal_follows_the_commands(tmp_path: Path) -> None:
     agent, _ = make(tmp_path)
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1", "10.96.0.2"), 0)])
-    agent.handle_batch([NewPlan(plan_of("10.96.0.2"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1", "10.96.0.2"))
+    agent.handle_batch(cluster(agent, "10.96.0.2"))
     assert Journal(tmp_path / "journal").load() == {"10.96.0.2/32"}
 
     # A new agent (the old one died) withdraws what the plan no longer wants, nothing else.
     agent2, out2 = make(tmp_path)
-    agent2.handle_batch([NewPlan(plan_of("10.96.0.3"), 0)])
+    agent2.handle_batch(cluster(agent2, "10.96.0.3"))
     assert out2.getvalue().splitlines() == [
         "neighbor 192.0.2.0 announce attributes next-hop self nlri 10.96.0.3/32",
         "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.2/32",
@@ -70,8 +78,8 @@ def test_journal_follows_the_commands(tmp_path: Path) -> None:
 
 def test_drain_withdraws_and_ignores_later_plans(tmp_path: Path) -> None:
     agent, out = make(tmp_path)
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1"), 0)])
-    agent.handle_batch([Drain(), NewPlan(plan_of("10.96.0.1", "10.96.0.2"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
+    agent.handle_batch([Drain(), *cluster(agent, "10.96.0.1", "10.96.0.2")])
     assert out.getvalue().splitlines()[1:] == [
         "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.1/32"
     ]
@@ -96,17 +104,17 @@ class Flaky(io.StringIO):
 
 def test_a_closed_pipe_stops_the_agent(tmp_path: Path) -> None:
     agent, _ = make(tmp_path, BrokenPipe())
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
     assert agent.stopped == "ExaBGP closed the command pipe"
 
 
 def test_an_unexpected_error_is_logged_and_the_loop_goes_on(tmp_path: Path) -> None:
     agent, out = make(tmp_path, Flaky())
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
     assert agent.stopped is None
     assert out.getvalue() == ""
     # The failed write is not forgotten: the next plan (even an identical one) re-sends.
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
     assert out.getvalue() == (
         "neighbor 192.0.2.0 announce attributes next-hop self nlri 10.96.0.1/32\n"
     )
@@ -118,19 +126,25 @@ def test_a_failed_withdraw_is_retried(tmp_path: Path) -> None:
     out = Flaky()
     out.failed = True
     agent, _ = make(tmp_path, out)
-    agent.handle_batch([NewPlan(plan_of("10.96.0.1"), 0)])
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
     out.failed = False
-    agent.handle_batch([NewPlan(plan_of(), 0)])  # the withdraw fails
-    agent.handle_batch([NewPlan(plan_of(), 0)])
+    agent.handle_batch(
+        cluster(
+            agent,
+        )
+    )  # the withdraw fails
+    agent.handle_batch(
+        cluster(
+            agent,
+        )
+    )
     assert out.getvalue().splitlines()[-1] == (
         "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.1/32"
     )
 
 
 def test_plan_errors_do_not_reach_stdout(tmp_path: Path) -> None:
-    bad = plan_from_documents(
-        CONFIG, "node1", [service("x", cluster_ips=("1.2.3.4\nfoo",)), slice_("x", [endpoint()])]
-    )
     agent, out = make(tmp_path)
-    agent.handle_batch([NewPlan(bad, 0)])
+    bad = [service("x", cluster_ips=("1.2.3.4\nfoo",)), slice_("x", [endpoint()])]
+    agent.handle_batch(cluster(agent, objects=bad))
     assert out.getvalue() == ""

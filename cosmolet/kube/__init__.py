@@ -1,0 +1,1 @@
+"""The Kubernetes side: list-watch of Services, EndpointSlices and this Node into a ClusterState."""

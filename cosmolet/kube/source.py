@@ -1,0 +1,153 @@
+"""The Kubernetes source: three reflectors (Services, EndpointSlices, this Node) feeding a
+``ClusterState``, and the policy for losing the API server.
+
+The data plane must not depend on the control plane: while the API server is unreachable the
+last known routes stay advertised. Only ``kubernetes.withdrawAfterApiLossSeconds`` (default:
+never) bounds that, for operators who prefer a node to fall silent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cosmolet import logs
+from cosmolet.config import Config
+from cosmolet.kube import client
+from cosmolet.kube.reflector import Reflector
+from cosmolet.objects import EndpointSlice, Malformed, Node, Record, Service
+from cosmolet.plan_builder import ClusterState
+from cosmolet.routes import Skip, SkipCode
+
+log = logs.get("cosmolet.kube")
+
+
+@dataclass
+class ApiHealth:
+    synced: bool = False
+    connected: bool = False
+    lost_for_s: float = 0.0
+    relists: int = 0
+    watch_restarts: int = 0
+    errors: int = 0
+
+
+class KubeSource:
+    """List-watch the cluster into a ``ClusterState``."""
+
+    def __init__(self, config: Config, node_name: str, kubeconfig: str | None = None) -> None:
+        self.config = config
+        self.node_name = node_name
+        self.kubeconfig = kubeconfig
+        self.reflectors: list[Reflector] = []
+        self.state: ClusterState | None = None
+        services = config.services
+        self._namespaces = frozenset(services.namespaces)
+        self._excluded = frozenset(services.exclude_namespaces)
+
+    # --- Handler (called from the reflector threads) ------------------------------------------
+
+    def _wanted(self, record: Record | Malformed) -> bool:
+        """Services and slices of namespaces we never advertise are not even kept."""
+        if isinstance(record, Malformed | Node):
+            return True
+        namespace = record.metadata.namespace
+        if self._namespaces and namespace not in self._namespaces:
+            return False
+        return namespace not in self._excluded
+
+    def replace(self, kind: str, records: list[Record], malformed: list[Malformed]) -> None:
+        assert self.state is not None
+        with self.state.update() as builder:
+            wanted = [record for record in records if self._wanted(record)]
+            if kind == "Service":
+                builder.replace_services(r for r in wanted if isinstance(r, Service))
+            elif kind == "EndpointSlice":
+                builder.replace_slices(r for r in wanted if isinstance(r, EndpointSlice))
+            else:
+                builder.set_node(next((r for r in wanted if isinstance(r, Node)), None))
+            for key in [k for k in builder.malformed if k.startswith(f"{kind}:")]:
+                builder.set_malformed(key, None)
+            for item in malformed:
+                builder.set_malformed(f"{kind}:{item.key}", item)
+
+    def upsert(self, kind: str, key: str, record: Record | Malformed) -> None:
+        assert self.state is not None
+        if not self._wanted(record):
+            return
+        with self.state.update() as builder:
+            if isinstance(record, Malformed):
+                builder.set_malformed(f"{kind}:{key}", record)
+                record_or_none: Record | None = None
+            else:
+                builder.set_malformed(f"{kind}:{key}", None)
+                record_or_none = record
+            self._set(builder, kind, key, record_or_none)
+
+    def delete(self, kind: str, key: str) -> None:
+        assert self.state is not None
+        with self.state.update() as builder:
+            builder.set_malformed(f"{kind}:{key}", None)
+            self._set(builder, kind, key, None)
+
+    @staticmethod
+    def _set(builder: Any, kind: str, key: str, record: Record | None) -> None:
+        if kind == "Service":
+            builder.set_service(key, record)
+        elif kind == "EndpointSlice":
+            builder.set_slice(key, record)
+        else:
+            builder.set_node(record)
+
+    # --- the source ---------------------------------------------------------------------------
+
+    def health(self) -> ApiHealth:
+        now = time.monotonic()
+        failing = [r.failing_since for r in self.reflectors if r.failing_since is not None]
+        return ApiHealth(
+            synced=bool(self.reflectors) and all(r.synced for r in self.reflectors),
+            connected=bool(self.reflectors) and all(r.connected for r in self.reflectors),
+            lost_for_s=now - min(failing) if failing else 0.0,
+            relists=sum(r.relists for r in self.reflectors),
+            watch_restarts=sum(r.watch_restarts for r in self.reflectors),
+            errors=sum(r.errors for r in self.reflectors),
+        )
+
+    def run(self, state: ClusterState, stop: threading.Event) -> None:
+        self.state = state
+        api = client.api_client(self.kubeconfig)
+        kinds = client.kinds(api, self.node_name, self.config.services.label_selector)
+        self.reflectors = [Reflector(kind, self, stop) for kind in kinds]
+        for reflector in self.reflectors:
+            threading.Thread(
+                target=reflector.run, daemon=True, name=f"watch-{reflector.kind.name}"
+            ).start()
+        limit = self.config.kubernetes.withdraw_after_api_loss_seconds
+        withdrawn = False
+        while not stop.wait(0.2):
+            health = self.health()
+            if health.synced and not state.readiness.synced:
+                log.info("initial list complete: routes may now be advertised")
+                state.mark_synced()
+            lost = limit is not None and health.synced and health.lost_for_s >= limit
+            if lost != withdrawn:
+                withdrawn = lost
+                reason = (
+                    Skip(
+                        self.node_name,
+                        SkipCode.API_LOST,
+                        f"API server unreachable for over {limit:g} s "
+                        "(kubernetes.withdrawAfterApiLossSeconds)",
+                    )
+                    if lost
+                    else None
+                )
+                log.warning(
+                    "API server lost: withdrawing every route"
+                    if lost
+                    else "API server back: advertising again"
+                )
+                with state.update() as builder:
+                    builder.set_withdraw_all(reason)
