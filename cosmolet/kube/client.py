@@ -35,7 +35,7 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     return config.new_client_from_config()
 
 
-class ListMeta(msgspec.Struct, gc=False, rename="camel"):
+class ListMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     resource_version: str = ""
     continue_: str | None = msgspec.field(default=None, name="continue")
 
@@ -50,7 +50,7 @@ class RawEvent(msgspec.Struct, gc=False):
     object: msgspec.Raw
 
 
-class EventMeta(msgspec.Struct, gc=False, rename="camel"):
+class EventMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     resource_version: str = ""
 
 
