@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+ANNOTATION_PREFIX = "cosmolet.io/"
 
 
 class ObjectMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
@@ -64,12 +65,11 @@ class Service(msgspec.Struct, frozen=True, gc=False):
 
 class EndpointConditions(msgspec.Struct, frozen=True, gc=False):
     ready: bool | None = None
-    serving: bool | None = None
     terminating: bool | None = None
 
 
 class Endpoint(msgspec.Struct, frozen=True, gc=False, rename="camel"):
-    addresses: list[str] | None = None
+    # Health needs only the conditions and the node: addresses are not even decoded.
     conditions: EndpointConditions | None = None
     node_name: str | None = None
 
@@ -84,7 +84,6 @@ class Endpoint(msgspec.Struct, frozen=True, gc=False, rename="camel"):
 
 class EndpointSlice(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     metadata: ObjectMeta = ObjectMeta()
-    address_type: str = ""
     endpoints: list[Endpoint] | None = None
 
     @property
@@ -109,6 +108,31 @@ class Node(msgspec.Struct, frozen=True, gc=False):
     @property
     def cordoned(self) -> bool:
         return bool(self.spec and self.spec.unschedulable)
+
+
+def slim(record: Record) -> Record:
+    """Drop what the engine never reads but objects often carry in bulk.
+
+    A Service's annotations are cut to ``cosmolet.io/*`` (``kubectl apply`` alone leaves a
+    kilobyte-sized ``last-applied-configuration`` on each); an EndpointSlice keeps only its
+    service-name label and no annotations.
+    """
+    meta = record.metadata
+    if isinstance(record, Service):
+        annotations = meta.annotations
+        if annotations and any(not key.startswith(ANNOTATION_PREFIX) for key in annotations):
+            kept = {k: v for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)}
+            meta = msgspec.structs.replace(meta, annotations=kept or None)
+            return msgspec.structs.replace(record, metadata=meta)
+    elif isinstance(record, EndpointSlice):
+        labels = meta.labels or {}
+        if meta.annotations or len(labels) > 1:
+            name = labels.get(SERVICE_NAME_LABEL)
+            meta = msgspec.structs.replace(
+                meta, annotations=None, labels={SERVICE_NAME_LABEL: name} if name else None
+            )
+            return msgspec.structs.replace(record, metadata=meta)
+    return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +188,7 @@ def decode_object(raw: Any, kind: str | None = None) -> Record | Malformed | Non
         return Malformed(kind, key, "metadata.name is missing or empty")
     if kind != "Node" and not record.metadata.namespace:
         return Malformed(kind, key, "metadata.namespace is missing or empty")
-    return record
+    return slim(record)
 
 
 def flatten_items(document: Any) -> Iterator[Any]:

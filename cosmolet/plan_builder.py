@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cosmolet.config import Config
 from cosmolet.objects import EndpointSlice, Malformed, Node, Service
 from cosmolet.routes import (
-    Candidate,
+    UNHEALTHY,
+    Health,
     Plan,
     Policy,
     Route,
@@ -30,8 +30,9 @@ from cosmolet.routes import (
     Skip,
     SkipCode,
     assemble,
+    endpoint_health,
     evaluate_service,
-    merge_candidates,
+    merge_routes,
     node_skip,
 )
 
@@ -45,12 +46,16 @@ class PlanBuilder:
         self.policy = Policy.from_config(config)
         self.node_name = node_name
         self.services: dict[str, Service] = {}
-        self.slices: dict[str, EndpointSlice] = {}
-        self.slices_of: dict[str, dict[str, EndpointSlice]] = defaultdict(dict)
+        # Of an EndpointSlice only its owner and what it says about health are kept; a
+        # Service's slices are one key, or a set of keys when it has several.
+        self.slices: dict[str, tuple[str | None, Health]] = {}
+        self.slices_of: dict[str, str | set[str]] = {}
         self.node: Node | None = None
         self.malformed: dict[str, Skip] = {}
         self.decisions: dict[str, ServiceDecision] = {}
-        self.candidates: dict[str, dict[str, Candidate]] = defaultdict(dict)
+        # prefix -> the one Service's route, or {service: route} when Services share the
+        # prefix (a dict per prefix would cost ~2 MB per 10,000 Services for the rare case).
+        self.candidates: dict[str, Route | dict[str, Route]] = {}
         self.merged: dict[str, Route] = {}
         self.withdraw_all_reason: Skip | None = None  # e.g. the API server lost for too long
         self._published: dict[str, Route] = {}
@@ -67,17 +72,26 @@ class PlanBuilder:
         self._refresh(key)
 
     def set_slice(self, key: str, endpoint_slice: EndpointSlice | None) -> None:
-        old = self.slices.pop(key, None)
-        if old is not None and old.service_key:
-            self.slices_of[old.service_key].pop(key, None)
-            if not self.slices_of[old.service_key]:
-                del self.slices_of[old.service_key]
-        if endpoint_slice is not None:
-            self.slices[key] = endpoint_slice
-            if endpoint_slice.service_key:
-                self.slices_of[endpoint_slice.service_key][key] = endpoint_slice
-        owners = {s.service_key for s in (old, endpoint_slice) if s is not None and s.service_key}
-        for owner in owners:
+        info = (
+            None
+            if endpoint_slice is None
+            else (endpoint_slice.service_key, endpoint_health([endpoint_slice], self.node_name))
+        )
+        self._set_slice_info(key, info)
+
+    def _set_slice_info(self, key: str, info: tuple[str | None, Health] | None) -> None:
+        old = self.slices.get(key)
+        if old == info:
+            return  # an update that changes nothing the engine reads (addresses, say)
+        if old is not None:
+            del self.slices[key]
+            if old[0]:
+                self._unlink(old[0], key)
+        if info is not None:
+            self.slices[key] = info
+            if info[0]:
+                self._link(info[0], key)
+        for owner in {i[0] for i in (old, info) if i is not None and i[0]}:
             self._refresh(owner)
 
     def set_node(self, node: Node | None) -> None:
@@ -105,12 +119,11 @@ class PlanBuilder:
                 self.set_service(key, service)
 
     def replace_slices(self, slices: Iterable[EndpointSlice]) -> None:
-        fresh = {endpoint_slice.key: endpoint_slice for endpoint_slice in slices}
+        fresh = {s.key: (s.service_key, endpoint_health([s], self.node_name)) for s in slices}
         for key in set(self.slices) - set(fresh):
-            self.set_slice(key, None)
-        for key, endpoint_slice in fresh.items():
-            if self.slices.get(key) != endpoint_slice:
-                self.set_slice(key, endpoint_slice)
+            self._set_slice_info(key, None)
+        for key, info in fresh.items():
+            self._set_slice_info(key, info)
 
     def set_withdraw_all(self, reason: Skip | None) -> None:
         if reason != self.withdraw_all_reason:
@@ -172,26 +185,74 @@ class PlanBuilder:
         service = self.services.get(service_key)
         new = None
         if service is not None:
-            slices = self.slices_of.get(service_key, {}).values()
-            new = evaluate_service(self.policy, self.node_name, service, slices)
+            new = evaluate_service(self.policy, self.node_name, service, self._health(service_key))
             self.decisions[service_key] = new
         touched: set[str] = set()
-        for decision, adding in ((old, False), (new, True)):
-            for candidate in decision.candidates if decision else ():
-                touched.add(candidate.prefix)
-                group = self.candidates[candidate.prefix]
-                if adding:
-                    group[service_key] = candidate
-                else:
-                    group.pop(service_key, None)
+        for route in old.routes if old else ():
+            touched.add(route.prefix)
+            self._remove_candidate(route)
+        for route in new.routes if new else ():
+            touched.add(route.prefix)
+            self._add_candidate(route)
         for prefix in touched:
-            candidates = self.candidates.get(prefix)
-            if candidates:
-                self.merged[prefix] = merge_candidates(candidates.values())
-            else:
-                self.candidates.pop(prefix, None)
+            entry = self.candidates.get(prefix)
+            if entry is None:
                 self.merged.pop(prefix, None)
+            elif isinstance(entry, dict):
+                self.merged[prefix] = merge_routes(entry.values())
+            else:
+                self.merged[prefix] = entry
         self._dirty |= touched
+
+    def _add_candidate(self, route: Route) -> None:
+        service = route.services[0]
+        entry = self.candidates.get(route.prefix)
+        if entry is None or (isinstance(entry, Route) and entry.services[0] == service):
+            self.candidates[route.prefix] = route
+        elif isinstance(entry, Route):
+            self.candidates[route.prefix] = {entry.services[0]: entry, service: route}
+        else:
+            entry[service] = route
+
+    def _remove_candidate(self, route: Route) -> None:
+        service = route.services[0]
+        entry = self.candidates.get(route.prefix)
+        if isinstance(entry, Route):
+            if entry.services[0] == service:
+                del self.candidates[route.prefix]
+        elif entry is not None:
+            entry.pop(service, None)
+            if len(entry) == 1:
+                self.candidates[route.prefix] = next(iter(entry.values()))
+
+    def _link(self, service_key: str, slice_key: str) -> None:
+        entry = self.slices_of.get(service_key)
+        if entry is None or entry == slice_key:
+            self.slices_of[service_key] = slice_key
+        elif isinstance(entry, str):
+            self.slices_of[service_key] = {entry, slice_key}
+        else:
+            entry.add(slice_key)
+
+    def _unlink(self, service_key: str, slice_key: str) -> None:
+        entry = self.slices_of.get(service_key)
+        if entry == slice_key:
+            del self.slices_of[service_key]
+        elif isinstance(entry, set):
+            entry.discard(slice_key)
+            if len(entry) == 1:
+                self.slices_of[service_key] = next(iter(entry))
+
+    def _health(self, service_key: str) -> Health:
+        entry = self.slices_of.get(service_key)
+        if entry is None:
+            return UNHEALTHY
+        if isinstance(entry, str):
+            return self.slices[entry][1]
+        health = UNHEALTHY
+        for slice_key in entry:
+            health = health | self.slices[slice_key][1]
+        return health
 
 
 @dataclass

@@ -19,10 +19,17 @@ from enum import StrEnum
 
 from cosmolet import bgp_values
 from cosmolet.config import AdvertiseKind, Config, Family, IPNetwork
-from cosmolet.objects import EndpointSlice, Malformed, Node, Record, Service, decode_all
+from cosmolet.objects import (
+    ANNOTATION_PREFIX,
+    EndpointSlice,
+    Malformed,
+    Node,
+    Record,
+    Service,
+    decode_all,
+)
 from cosmolet.selector import LabelSelector
 
-ANNOTATION_PREFIX = "cosmolet.io/"
 ADVERTISE_ANNOTATION = "cosmolet.io/advertise"
 COMMUNITIES_ANNOTATION = "cosmolet.io/communities"
 LARGE_COMMUNITIES_ANNOTATION = "cosmolet.io/large-communities"
@@ -87,24 +94,14 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A prefix one Service wants advertised, before merging with other Services."""
-
-    prefix: str
-    family: Family
-    service: str
-    attributes: Attributes
-    created: str  # creationTimestamp, for the maxRoutes ranking
-    sort_key: tuple[int, int]  # IPv4 before IPv6, then numeric address
-
-
-@dataclass(frozen=True, slots=True)
 class ServiceDecision:
-    """What one Service contributes to the plan: candidate routes and skipped items."""
+    """What one Service contributes: its routes (before merging with other Services that share
+    a prefix), what it skipped, and its creationTimestamp (for the maxRoutes ranking)."""
 
     service: str
-    candidates: tuple[Candidate, ...] = ()
+    routes: tuple[Route, ...] = ()
     skipped: tuple[Skip, ...] = ()
+    created: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +135,7 @@ class Plan:
         }
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=4096)
 def prefix_sort_key(prefix: str) -> tuple[int, int]:
     """Sort IPv4 before IPv6, then by numeric address."""
     network = ipaddress.ip_network(prefix)
@@ -300,27 +297,42 @@ def _allowed(networks: Sequence[IPNetwork], address: IPAddress) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Health:
+class Health:
+    """What a Service's endpoints say: a ready one anywhere, and one on this node."""
+
     ready_anywhere: bool
     ready_here: bool
 
+    def __or__(self, other: Health) -> Health:
+        return HEALTH[self.ready_anywhere or other.ready_anywhere][
+            self.ready_here or other.ready_here
+        ]
 
-def endpoint_health(slices: Iterable[EndpointSlice], node_name: str) -> _Health:
+
+#: The four possible values, shared (``HEALTH[anywhere][here]``): a slice costs no object.
+HEALTH = {a: {h: Health(a, h) for h in (False, True)} for a in (False, True)}
+UNHEALTHY = HEALTH[False][False]
+
+
+def endpoint_health(slices: Iterable[EndpointSlice], node_name: str) -> Health:
     """Does the Service have a ready endpoint at all, and one on this node?"""
-    anywhere = here = False
+    anywhere = False
     for endpoint_slice in slices:
         for endpoint in endpoint_slice.endpoints or ():
             if endpoint.ready:
                 anywhere = True
                 if node_name and endpoint.node_name == node_name:
-                    return _Health(True, True)
-    return _Health(anywhere, here)
+                    return HEALTH[True][True]
+    return HEALTH[anywhere][False]
 
 
 def evaluate_service(
-    policy: Policy, node_name: str, service: Service, slices: Iterable[EndpointSlice]
+    policy: Policy, node_name: str, service: Service, health: Health
 ) -> ServiceDecision:
-    """Decide which of one Service's IPs this node should advertise, and why not the rest."""
+    """Decide which of one Service's IPs this node should advertise, and why not the rest.
+
+    ``health`` is ``endpoint_health`` of the Service's EndpointSlices.
+    """
     key = service.key
     skip = _selection_skip(policy, service)
     if skip:
@@ -337,14 +349,12 @@ def evaluate_service(
         attributes = service_attributes(policy.defaults, service.metadata.annotations)
     except ValueError as error:
         return ServiceDecision(key, skipped=(Skip(key, SkipCode.BAD_ANNOTATION, str(error)),))
-    health = endpoint_health(slices, node_name)
     if not health.ready_anywhere:
         return ServiceDecision(
             key, skipped=(Skip(key, SkipCode.NO_READY_ENDPOINTS, "no ready endpoints"),)
         )
 
-    created = service.metadata.creation_timestamp or ""
-    candidates: dict[str, Candidate] = {}
+    routes: dict[str, Route] = {}
     skipped: list[Skip] = []
     load_balancer = service.status.load_balancer if service.status else None
     sources = (
@@ -405,24 +415,24 @@ def evaluate_service(
                     )
                 )
                 continue
-            candidates.setdefault(
-                prefix,
-                Candidate(prefix, family, key, attributes, created, (ip.version, int(ip))),
+            routes.setdefault(
+                prefix, Route(prefix, family, (key,), attributes, (ip.version, int(ip)))
             )
-    return ServiceDecision(key, tuple(candidates.values()), tuple(skipped))
+    created = service.metadata.creation_timestamp or ""
+    return ServiceDecision(key, tuple(routes.values()), tuple(skipped), created)
 
 
-def merge_candidates(group: Iterable[Candidate]) -> Route:
+def merge_routes(group: Iterable[Route]) -> Route:
     """One route for a prefix several Services want: the most attractive attributes win.
 
     The route is wanted while any of them is healthy, so it takes the highest local-preference,
     the lowest MED and the shortest prepend among them, and the union of their communities.
     """
-    candidates = sorted(group, key=lambda candidate: candidate.service)
-    first = candidates[0]
-    if len(candidates) == 1:
-        return Route(first.prefix, first.family, (first.service,), first.attributes, first.sort_key)
-    attrs = [candidate.attributes for candidate in candidates]
+    routes = list(group)
+    if len(routes) == 1:
+        return routes[0]
+    first = routes[0]
+    attrs = [route.attributes for route in routes]
     local_prefs = [a.local_preference for a in attrs if a.local_preference is not None]
     meds = [a.med for a in attrs if a.med is not None]
     merged = Attributes(
@@ -432,7 +442,7 @@ def merge_candidates(group: Iterable[Candidate]) -> Route:
         med=min(meds) if meds else None,
         as_path_prepend=min(a.as_path_prepend for a in attrs),
     )
-    services = tuple(sorted({candidate.service for candidate in candidates}))
+    services = tuple(sorted({service for route in routes for service in route.services}))
     return Route(first.prefix, first.family, services, merged, first.sort_key)
 
 
@@ -465,23 +475,22 @@ def assemble(
     push an established one off the fabric.
     """
     skipped: list[Skip] = list(extra_skips)
-    by_prefix: dict[str, list[Candidate]] = defaultdict(list)
+    by_prefix: dict[str, list[Route]] = defaultdict(list)
+    oldest: dict[str, str] = {}
     for decision in decisions:
         skipped.extend(decision.skipped)
-        for candidate in decision.candidates:
-            by_prefix[candidate.prefix].append(candidate)
+        created = decision.created or "~"
+        for route in decision.routes:
+            by_prefix[route.prefix].append(route)
+            oldest[route.prefix] = min(oldest.get(route.prefix, created), created)
 
     drain = node_skip(policy, node_name, node)
     if drain:
         skipped.insert(0, drain)
         by_prefix.clear()
 
-    routes = [merge_candidates(group) for group in by_prefix.values()]
+    routes = [merge_routes(group) for group in by_prefix.values()]
     if len(routes) > policy.max_routes:
-        oldest = {
-            prefix: min(candidate.created or "~" for candidate in group)
-            for prefix, group in by_prefix.items()
-        }
         routes.sort(key=lambda route: (oldest[route.prefix], route.sort_key))
         for route in routes[policy.max_routes :]:
             for service in route.services:
@@ -521,7 +530,9 @@ def compute_plan(
     by_service = index_slices(slices)
     unique = {service.key: service for service in services}
     decisions = (
-        evaluate_service(policy, node_name, service, by_service.get(key, ()))
+        evaluate_service(
+            policy, node_name, service, endpoint_health(by_service.get(key, ()), node_name)
+        )
         for key, service in unique.items()
     )
     return assemble(policy, node_name, node, decisions, extra_skips)

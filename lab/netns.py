@@ -72,10 +72,17 @@ class Namespace:
         return json.loads(run(["ip", "-n", self.name, "-j", *args]) or "[]")
 
     def popen(
-        self, *args: str, env: dict[str, str] | None = None, log: Path | None = None, **kw: Any
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        stdout_pipe: bool = False,
+        **kw: Any,
     ) -> subprocess.Popen[bytes]:
         """Start a process inside the namespace; the lab stops it (by PID) on close."""
-        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        out: Any = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        if stdout_pipe:
+            out = subprocess.PIPE
         process = subprocess.Popen(
             self.cmd(*args),
             env=env,

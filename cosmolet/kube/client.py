@@ -1,14 +1,16 @@
 """Requests to the API server through the official client, returning raw bytes, never models.
 
-The client's generated methods are called with ``_preload_content=False`` so that responses
-are decoded by msgspec straight into ``cosmolet.objects`` records: the client's model objects
-would cost ~25 KB per Service.
+The official ``ApiClient`` does the work that matters (kubeconfig and in-cluster auth, TLS,
+token refresh, the urllib3 pool) through ``param_serialize`` and ``call_api``; responses are
+decoded by msgspec straight into ``cosmolet.objects`` records. The generated ``CoreV1Api``
+methods are not used: each builds a pydantic validator for its signature on first call (~20 MB
+for the three we would need), and their model objects cost kilobytes per Service.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,27 +71,46 @@ class Kind:
 
     name: str
     record: type[Record]
-    call: Callable[..., Any]
-    params: dict[str, Any]
+    path: str
+    params: dict[str, str]
+    api: client.ApiClient
 
 
 def kinds(api: client.ApiClient, node_name: str, service_selector: str) -> list[Kind]:
-    core = client.CoreV1Api(api)
-    discovery = client.DiscoveryV1Api(api)
-    service_params = {"label_selector": service_selector} if service_selector else {}
+    service_params = {"labelSelector": service_selector} if service_selector else {}
     return [
-        Kind("Service", Service, core.list_service_for_all_namespaces, service_params),
-        Kind("EndpointSlice", EndpointSlice, discovery.list_endpoint_slice_for_all_namespaces, {}),
-        Kind("Node", Node, core.list_node, {"field_selector": f"metadata.name={node_name}"}),
+        Kind("Service", Service, "/api/v1/services", service_params, api),
+        Kind("EndpointSlice", EndpointSlice, "/apis/discovery.k8s.io/v1/endpointslices", {}, api),
+        Kind("Node", Node, "/api/v1/nodes", {"fieldSelector": f"metadata.name={node_name}"}, api),
     ]
+
+
+def _get(kind: Kind, params: dict[str, Any], read_timeout: float) -> Any:
+    """GET ``kind.path`` with ``params``; the urllib3 response, its body not yet read.
+
+    Raises:
+        kubernetes.client.ApiException: for any status but 2xx.
+    """
+    request = kind.api.param_serialize(
+        method="GET",
+        resource_path=kind.path,
+        query_params=list(params.items()),
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = kind.api.call_api(*request, _request_timeout=(CONNECT_TIMEOUT, read_timeout))
+    if not 200 <= response.status <= 299:
+        response.read()
+        raise client.ApiException(http_resp=response)
+    return response.response
 
 
 def list_page(kind: Kind, limit: int, token: str | None) -> RawList:
     """One page of a list (raises ``kubernetes.client.ApiException`` on an HTTP error)."""
-    params = dict(kind.params, limit=limit)
+    params: dict[str, Any] = dict(kind.params, limit=limit)
     if token:
-        params["_continue"] = token
-    response = kind.call(**params, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, 60.0))
+        params["continue"] = token
+    response = _get(kind, params, 60.0)
     try:
         return msgspec.json.decode(response.data, type=RawList)
     finally:
@@ -98,15 +119,14 @@ def list_page(kind: Kind, limit: int, token: str | None) -> RawList:
 
 def watch_lines(kind: Kind, resource_version: str, timeout_seconds: int) -> Iterator[str]:
     """The lines of a watch from ``resource_version``, with bookmarks, until the server ends it."""
-    response = kind.call(
-        **kind.params,
-        watch=True,
-        resource_version=resource_version,
-        allow_watch_bookmarks=True,
-        timeout_seconds=timeout_seconds,
-        _preload_content=False,
-        _request_timeout=(CONNECT_TIMEOUT, timeout_seconds + READ_SLACK),
+    params: dict[str, Any] = dict(
+        kind.params,
+        watch="true",
+        resourceVersion=resource_version,
+        allowWatchBookmarks="true",
+        timeoutSeconds=timeout_seconds,
     )
+    response = _get(kind, params, timeout_seconds + READ_SLACK)
     try:
         yield from iter_resp_lines(response)
     finally:

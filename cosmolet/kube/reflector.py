@@ -22,7 +22,7 @@ from kubernetes.client import ApiException
 
 from cosmolet import logs
 from cosmolet.kube.client import Kind, RawEvent, StatusOrBookmark, list_page, watch_lines
-from cosmolet.objects import Malformed, ObjectMeta, Record
+from cosmolet.objects import Malformed, ObjectMeta, Record, slim
 
 log = logs.get("cosmolet.kube")
 
@@ -34,9 +34,12 @@ class Gone(Exception):
 
 
 class Handler(Protocol):
-    def replace(self, kind: str, records: list[Record], malformed: list[Malformed]) -> None: ...
+    """Where a reflector delivers objects. A (re)list is ``upsert_many`` per page, then
+    ``prune`` of every key the list did not hold, so an unchanged object changes nothing."""
 
-    def upsert(self, kind: str, key: str, record: Record | Malformed) -> None: ...
+    def upsert_many(self, kind: str, items: list[tuple[str, Record | Malformed]]) -> None: ...
+
+    def prune(self, kind: str, keep: set[str]) -> None: ...
 
     def delete(self, kind: str, key: str) -> None: ...
 
@@ -61,7 +64,7 @@ def decode_record(kind: Kind, raw: bytes | msgspec.Raw) -> tuple[str, Record | M
         key = object_key(meta)
         reason = str(error).replace("$.", "", 1)
         return key, Malformed(kind.name, key, reason)
-    return object_key(record.metadata), record
+    return object_key(record.metadata), slim(record)
 
 
 @dataclass
@@ -127,8 +130,10 @@ class Reflector:
         self.connected = connected
 
     def _list(self) -> None:
-        records: list[Record] = []
-        malformed: list[Malformed] = []
+        """List page by page, handing each page over at once: memory holds one page of raw
+        objects, never the whole list."""
+        seen: set[str] = set()
+        malformed = 0
         token: str | None = None
         while True:
             try:
@@ -136,24 +141,26 @@ class Reflector:
             except ApiException as error:
                 if error.status == 410 and token:
                     token = None  # the continue token expired: start the list again
-                    records, malformed = [], []
+                    seen, malformed = set(), 0
                     continue
                 raise
-            for raw in page.items or ():
-                _, record = decode_record(self.kind, raw)
-                (malformed if isinstance(record, Malformed) else records).append(record)  # type: ignore[arg-type]
+            items = [decode_record(self.kind, raw) for raw in page.items or ()]
+            del page.items
+            seen.update(key for key, _ in items)
+            malformed += sum(isinstance(record, Malformed) for _, record in items)
+            self.handler.upsert_many(self.kind.name, items)
             token = page.metadata.continue_
             if not token:
                 break
-        self.handler.replace(self.kind.name, records, malformed)
+        self.handler.prune(self.kind.name, seen)
         self.resource_version = page.metadata.resource_version
         self._set_connected(True)
         self.synced = True
         log.info(
             "listed",
             kind=self.kind.name,
-            objects=len(records),
-            malformed=len(malformed),
+            objects=len(seen) - malformed,
+            malformed=malformed,
             resource_version=self.resource_version,
         )
 
@@ -190,7 +197,7 @@ class Reflector:
         if event.type == "DELETED":
             self.handler.delete(self.kind.name, key)
         elif event.type in ("ADDED", "MODIFIED"):
-            self.handler.upsert(self.kind.name, key, record)
+            self.handler.upsert_many(self.kind.name, [(key, record)])
         else:
             log.warning("unknown watch event type", kind=self.kind.name, type=event.type)
 

@@ -8,20 +8,27 @@ never) bounds that, for operators who prefer a node to fall silent.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from cosmolet import logs
 from cosmolet.config import Config
 from cosmolet.kube import client
 from cosmolet.kube.reflector import Reflector
-from cosmolet.objects import EndpointSlice, Malformed, Node, Record, Service
+from cosmolet.objects import Malformed, Node, Record, Service
 from cosmolet.plan_builder import ClusterState
 from cosmolet.routes import Skip, SkipCode
 
 log = logs.get("cosmolet.kube")
+
+
+def _intern(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class KubeSource:
         services = config.services
         self._namespaces = frozenset(services.namespaces)
         self._excluded = frozenset(services.exclude_namespaces)
+        self._uses_labels = bool(services.label_selector.strip())
 
     # --- Handler (called from the reflector threads) ------------------------------------------
 
@@ -58,33 +66,58 @@ class KubeSource:
             return False
         return namespace not in self._excluded
 
-    def replace(self, kind: str, records: list[Record], malformed: list[Malformed]) -> None:
-        assert self.state is not None
-        with self.state.update() as builder:
-            wanted = [record for record in records if self._wanted(record)]
-            if kind == "Service":
-                builder.replace_services(r for r in wanted if isinstance(r, Service))
-            elif kind == "EndpointSlice":
-                builder.replace_slices(r for r in wanted if isinstance(r, EndpointSlice))
-            else:
-                builder.set_node(next((r for r in wanted if isinstance(r, Node)), None))
-            for key in [k for k in builder.malformed if k.startswith(f"{kind}:")]:
-                builder.set_malformed(key, None)
-            for item in malformed:
-                builder.set_malformed(f"{kind}:{item.key}", item)
+    def _compact(self, service: Service) -> Service:
+        """What 10,000 stored Services need not repeat: labels when no selector reads them, the
+        resourceVersion (the reflector has taken it), and one copy of common strings."""
+        meta = service.metadata
+        meta = msgspec.structs.replace(
+            meta,
+            namespace=sys.intern(meta.namespace),
+            labels=meta.labels if self._uses_labels else None,
+            creation_timestamp=sys.intern(meta.creation_timestamp or ""),
+            resource_version="",
+        )
+        spec = service.spec
+        spec = msgspec.structs.replace(
+            spec,
+            type=sys.intern(spec.type),
+            internal_traffic_policy=_intern(spec.internal_traffic_policy),
+            external_traffic_policy=_intern(spec.external_traffic_policy),
+        )
+        return msgspec.structs.replace(service, metadata=meta, spec=spec)
 
-    def upsert(self, kind: str, key: str, record: Record | Malformed) -> None:
+    def upsert_many(self, kind: str, items: list[tuple[str, Record | Malformed]]) -> None:
         assert self.state is not None
-        if not self._wanted(record):
-            return
         with self.state.update() as builder:
-            if isinstance(record, Malformed):
-                builder.set_malformed(f"{kind}:{key}", record)
-                record_or_none: Record | None = None
+            for key, record in items:
+                if not self._wanted(record):
+                    continue
+                if isinstance(record, Service):
+                    record = self._compact(record)
+                if isinstance(record, Malformed):
+                    builder.set_malformed(f"{kind}:{key}", record)
+                    self._set(builder, kind, key, None)
+                else:
+                    builder.set_malformed(f"{kind}:{key}", None)
+                    self._set(builder, kind, key, record)
+
+    def prune(self, kind: str, keep: set[str]) -> None:
+        """After a list: forget every object of ``kind`` the list did not hold."""
+        assert self.state is not None
+        with self.state.update() as builder:
+            if kind == "Service":
+                stale = [key for key in builder.services if key not in keep]
+            elif kind == "EndpointSlice":
+                stale = [key for key in builder.slices if key not in keep]
             else:
-                builder.set_malformed(f"{kind}:{key}", None)
-                record_or_none = record
-            self._set(builder, kind, key, record_or_none)
+                node = builder.node
+                stale = [node.metadata.name] if node and node.metadata.name not in keep else []
+            for key in stale:
+                self._set(builder, kind, key, None)
+            prefix = f"{kind}:"
+            for key in [k for k in builder.malformed if k.startswith(prefix)]:
+                if key[len(prefix) :] not in keep:
+                    builder.set_malformed(key, None)
 
     def delete(self, kind: str, key: str) -> None:
         assert self.state is not None

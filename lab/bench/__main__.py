@@ -22,13 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     withdraw = sub.add_parser("withdraw-file", help="objects file change -> route gone at FRR")
     withdraw.add_argument("--services", type=int, default=10_000)
     withdraw.add_argument("--samples", type=int, default=20)
-    for command in (cold, withdraw):
+    kube = sub.add_parser("withdraw", help="EndpointSlice update -> route gone at FRR")
+    kube.add_argument("--services", type=int, default=10_000)
+    kube.add_argument("--samples", type=int, default=50)
+    foot = sub.add_parser("footprint", help="agent and ExaBGP RSS and idle CPU")
+    foot.add_argument("--services", type=int, default=10_000)
+    for command in (cold, withdraw, kube, foot):
         command.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result: dict[str, Any]
     if args.scenario == "coldstart":
         result = scenarios.coldstart(args.routes, quiet=args.json)
+    elif args.scenario == "withdraw":
+        result = scenarios.kube_withdraw(args.services, args.samples, quiet=args.json)
+    elif args.scenario == "footprint":
+        result = scenarios.footprint(args.services, quiet=args.json)
     else:
         result = scenarios.withdraw_file(args.services, args.samples, quiet=args.json)
     result["wall_s"] = round(time.monotonic() - started, 1)

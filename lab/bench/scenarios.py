@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
+import operator
+import os
 import statistics
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from lab.bench.plan_engine import synthetic_cluster
@@ -24,6 +29,10 @@ def _received(fabric: Any, peer: str) -> int:
 
 def _gone(fabric: Any, ip: str) -> bool:
     return not fabric.frr.json(f"show bgp ipv4 unicast {ip}/32 json").get("paths")
+
+
+def _present(fabric: Any, ip: str) -> bool:
+    return not _gone(fabric, ip)
 
 
 def _healthy_cluster(services: int) -> list[dict[str, Any]]:
@@ -88,3 +97,149 @@ def withdraw_file(services: int, samples: int, quiet: bool = False) -> dict[str,
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         _say(quiet, f"withdraw via objects file: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
         return {"services": services, "p50_ms": round(p50, 1), "p99_ms": round(p99, 1)}
+
+
+def _state_file(path: Path, objects: list[dict[str, Any]]) -> None:
+    """A lab API server state file holding ``objects`` (as if created one by one)."""
+    kinds = {"Service": "v1", "EndpointSlice": "discovery.k8s.io/v1"}
+    for index, obj in enumerate(objects):
+        obj["apiVersion"] = kinds[obj["kind"]]
+        meta = obj["metadata"]
+        meta.setdefault("uid", f"00000000-0000-0000-0000-{index:012d}")
+        meta.setdefault("creationTimestamp", "2024-06-01T00:00:00Z")
+        meta["resourceVersion"] = "1"
+    path.write_text(json.dumps({"rv": 1, "objects": objects}))
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _exabgp_pid(agent_pid: int) -> int:
+    return int(Path(f"/proc/{agent_pid}/stat").read_text().split(") ")[1].split()[1])
+
+
+class RouteMonitor:
+    """``ip monitor route`` in a namespace: the time each prefix was deleted from its FIB."""
+
+    def __init__(self, ns: Any) -> None:
+        self.deleted: dict[str, float] = {}
+        self.process = ns.popen("ip", "monitor", "route", stdout_pipe=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace")
+            if line.startswith("Deleted "):
+                self.deleted[line.split()[1]] = time.monotonic()
+
+
+def kube_withdraw(services: int, samples: int, quiet: bool = False) -> dict[str, Any]:
+    """EndpointSlice update at the API server -> the route gone from the leaf (RIB and FIB)."""
+    from kubernetes import client, config
+
+    with Lab() as lab:
+        fabric, _node, _core, discovery, objects = _kube_fabric(lab, services)
+        monitor = RouteMonitor(fabric.leaf)
+        slices = [o for o in objects if o["kind"] == "EndpointSlice"]
+        services_by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+        fib_ms, rib_ms = [], []
+        for index in range(samples):
+            victim = slices[(index * 7919) % len(slices)]
+            name = victim["metadata"]["labels"]["kubernetes.io/service-name"]
+            ip = services_by_name[name]["spec"]["clusterIP"]
+            endpoints = victim["endpoints"]
+            down = [{**endpoints[0], "conditions": {"ready": False}}]
+            started = time.monotonic()
+            discovery.patch_namespaced_endpoint_slice(
+                victim["metadata"]["name"], victim["metadata"]["namespace"], {"endpoints": down}
+            )
+            wait_for(functools.partial(_gone, fabric, ip), 30, 0.001)
+            rib_ms.append((time.monotonic() - started) * 1000)
+            wait_for(functools.partial(operator.contains, monitor.deleted, ip), 30, 0.001)
+            fib_ms.append((monitor.deleted.pop(ip) - started) * 1000)
+            discovery.patch_namespaced_endpoint_slice(
+                victim["metadata"]["name"],
+                victim["metadata"]["namespace"],
+                {"endpoints": endpoints},
+            )
+            wait_for(functools.partial(_present, fabric, ip), 30, 0.005)
+        del client, config
+        result = {
+            "services": services,
+            "p50_ms": round(statistics.median(rib_ms), 1),
+            "p99_ms": round(_p99(rib_ms), 1),
+            "fib_p50_ms": round(statistics.median(fib_ms), 1),
+            "fib_p99_ms": round(_p99(fib_ms), 1),
+        }
+        _say(
+            quiet,
+            f"withdraw via the API server: RIB p50 {result['p50_ms']} ms p99 "
+            f"{result['p99_ms']} ms (vtysh polling); FIB p50 {result['fib_p50_ms']} ms "
+            f"p99 {result['fib_p99_ms']} ms",
+        )
+        return result
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _kube_fabric(lab: Lab, services: int) -> tuple[Any, Any, Any, Any, list[dict[str, Any]]]:
+    """A leaf, node1 running cosmolet on the Kubernetes source, and an API server with N
+    healthy Services preloaded; returns once every route is in the leaf's RIB."""
+    from kubernetes import client, config
+
+    from tests.integration.test_kube import free_port, start_host_apiserver
+
+    fabric = build_numbered(lab)
+    objects = _healthy_cluster(services)
+    state = lab.workdir / "apiserver.json"
+    _state_file(state, objects)
+    kubeconfig = lab.workdir / "kubeconfig"
+    start_host_apiserver(lab, free_port(), kubeconfig, state, fabric.node.name)
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    node = fabric.cosmolet(kubeconfig=kubeconfig, logging={"level": "warning", "format": "json"})
+    node.config["bgp"]["peers"] = node.config["bgp"]["peers"][:1]
+    node.__post_init__()
+    node.start()
+    wait_for(lambda: _received(fabric, fabric.NODE_V4) >= services, 600, 0.05)
+    return fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), objects
+
+
+def footprint(services: int, quiet: bool = False) -> dict[str, Any]:
+    """RSS of the agent and of ExaBGP at steady state, and their CPU over an idle minute."""
+    result: dict[str, Any] = {"services": services}
+    for count, suffix in ((0, "_empty"), (services, "")):
+        with Lab() as lab:
+            fabric, node, _, _, _ = _kube_fabric(lab, count)
+            time.sleep(3)
+            agent = node.agent_pid()
+            exabgp = _exabgp_pid(agent)
+            result[f"agent_rss_mb{suffix}"] = round(_rss_mb(agent), 1)
+            result[f"exabgp_rss_mb{suffix}"] = round(_rss_mb(exabgp), 1)
+            if count:
+                ticks = os.sysconf("SC_CLK_TCK")
+                before = _cpu(agent) + _cpu(exabgp)
+                time.sleep(60)
+                used = (_cpu(agent) + _cpu(exabgp) - before) / ticks
+                result["idle_millicores"] = round(used / 60 * 1000, 1)
+            del fabric
+    _say(
+        quiet,
+        f"footprint at {services} Services: agent {result['agent_rss_mb']} MB "
+        f"(empty {result['agent_rss_mb_empty']} MB), ExaBGP {result['exabgp_rss_mb']} MB, "
+        f"idle {result['idle_millicores']} millicores",
+    )
+    return result
+
+
+def _cpu(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
