@@ -27,20 +27,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from cosmolet import exabgp_api, logs
+from cosmolet import exabgp_api, http_api, logs
 from cosmolet.config import Config
 from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
 from cosmolet.journal import Journal
+from cosmolet.metrics import Metrics, StateCollector
 from cosmolet.plan_builder import ClusterState, PlanBuilder
 from cosmolet.speaker import Changes, SessionState, Speaker
+
+if TYPE_CHECKING:
+    from cosmolet.kube.source import ApiHealth
 
 log = logs.get("cosmolet.agent")
 
 JOURNAL_NAME = "advertised.journal"
 #: Route changes logged one line each up to this many per reconcile; beyond it, a summary.
 DETAIL_LIMIT = 20
+#: /healthz fails when the reconciler loop has not turned for this long (it turns every second
+#: when idle; only a write to ExaBGP blocked this long, or a bug, can stop it).
+HEALTH_STALL_SECONDS = 120.0
 
 
 class Source(Protocol):
@@ -91,7 +98,12 @@ class Agent:
         self.stopped: str | None = None
         self.commands_sent = 0
         self.started = clock()
+        self.heartbeat = clock()
+        self.source: Source | None = None
+        self.source_thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self.metrics = Metrics()
+        self.metrics.registry.register(StateCollector(self))
         stale = journal.load()
         if stale:
             log.info("restoring prefixes a previous agent may have announced", count=len(stale))
@@ -102,6 +114,7 @@ class Agent:
     def run(self) -> str:
         """Handle events until told to stop; returns why."""
         while self.stopped is None:
+            self.heartbeat = self.clock()
             batch: list[Event]
             try:
                 batch = [self.events.get(timeout=1.0)]
@@ -131,6 +144,7 @@ class Agent:
             except BrokenPipeError:
                 self.stopped = "ExaBGP closed the command pipe"
             except Exception:
+                self.metrics.errors.inc()
                 log.exception("failed to handle an event; continuing", kind=type(event).__name__)
             if self.stopped:
                 return
@@ -155,6 +169,30 @@ class Agent:
                     f"is reachable, and the TCP MD5 password ({origin}.passwordFile) on both sides",
                 )
 
+    # --- health, for the HTTP endpoints (any thread, no locks) --------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.state.readiness.synced:
+            return False, "waiting for the first complete list of Services, EndpointSlices, Node"
+        if not self.first_sent:
+            return False, "the first plan has not been sent to ExaBGP yet"
+        if self.draining:
+            return False, "draining: every route withdrawn"
+        return True, "ok"
+
+    def healthy(self) -> tuple[bool, str]:
+        """Would a restart help? Only if a loop stopped; a peer being down is no reason."""
+        stalled = self.clock() - self.heartbeat
+        if stalled > HEALTH_STALL_SECONDS:
+            return False, f"the reconciler has made no progress for {stalled:.0f} s"
+        if self.source_thread is not None and not self.source_thread.is_alive():
+            return False, "the cluster-state source thread has died"
+        return True, "ok"
+
+    def api_health(self) -> ApiHealth | None:
+        health = getattr(self.source, "health", None)
+        return health() if callable(health) else None
+
     def handle(self, event: Event) -> None:
         if isinstance(event, RoutesChanged):
             self._on_routes_changed()
@@ -174,7 +212,8 @@ class Agent:
     def _on_routes_changed(self) -> None:
         if self.draining:
             return
-        delta, _since = self.state.take_delta()
+        started = self.clock()
+        delta, since = self.state.take_delta()
         if not delta and self.first_sent and not self.speaker.needs_resync:
             return
         changes = self.speaker.update_routes(delta)
@@ -188,6 +227,10 @@ class Agent:
                 bgp_enabled=self.config.bgp.enabled,
             )
         self.apply(changes, "plan")
+        done = self.clock()
+        self.metrics.reconcile.observe(done - started)
+        if since is not None and changes.lines:
+            self.metrics.event_to_command.observe(done - since)
 
     def apply(self, changes: Changes, cause: str) -> None:
         """Journal, write and log one set of changes."""
@@ -205,6 +248,10 @@ class Agent:
                 self.speaker.invalidate(changes.withdrawn)
                 raise
             self.commands_sent += len(changes.lines)
+            self.metrics.commands.inc(len(changes.lines))
+        for (kind, family), count in changes.counts.items():
+            counter = self.metrics.announced if kind == "announce" else self.metrics.withdrawn
+            counter.labels(family).inc(count)
         self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
         self._log_changes(changes, cause)
 
@@ -279,9 +326,13 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         log.warning("cannot write the agent pid file", path=str(pid_file), error=str(error))
 
     threading.Thread(target=read_events, args=(sys.stdin, agent), daemon=True, name="stdin").start()
-    threading.Thread(
+    agent.source = source
+    agent.source_thread = threading.Thread(
         target=run_source, args=(source, agent, stop), daemon=True, name="source"
-    ).start()
+    )
+    agent.source_thread.start()
+    host, port = config.http.host_port
+    http_api.serve(agent, host, port)
     log.info(
         "agent started",
         node=config.node_name,

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cosmolet import __version__
 from cosmolet.config import Config, ConfigError, load_config, warnings_for
@@ -151,6 +152,47 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return agent.main(config, source, exabgp_config.sessions(config))
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = args.url.rstrip("/") + "/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        print(f"status: cannot read {url}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print(format_status(data))
+    return EXIT_OK
+
+
+def format_status(data: dict[str, Any]) -> str:
+    """A human table of peers and routes, from ``/status``."""
+    ready = "ready" if data.get("ready") else f"NOT READY: {data.get('reason')}"
+    dry = "" if data.get("bgpEnabled", True) else "  (bgp.enabled false: dry run)"
+    lines = [f"node {data.get('node')}: {ready}{dry}", ""]
+    peers = data.get("peers", [])
+    lines.append(f"{'PEER':<28} {'INTERFACE':<10} {'STATE':<8} {'SINCE':<21} ROUTES")
+    for peer in peers:
+        lines.append(
+            f"{peer['address']:<28} {peer.get('interface') or '-':<10} {peer['state']:<8} "
+            f"{peer.get('since') or '-':<21} {peer['routes']}"
+        )
+    routes = data.get("routes", [])
+    lines += ["", f"{'PREFIX':<28} {'PEERS':<6} SERVICES"]
+    for route in routes:
+        lines.append(
+            f"{route['prefix']:<28} {len(route['peers']):<6} {', '.join(route['services'])}"
+        )
+    lines += ["", f"{len(routes)} routes, {len(peers)} peers"]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosmolet",
@@ -178,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--objects", help="as given to start (passed to the agent)")
     render.add_argument("--kubeconfig", help="as given to start (passed to the agent)")
     render.set_defaults(func=cmd_render)
+
+    status = sub.add_parser("status", help="peers and routes of a running agent")
+    status.add_argument(
+        "--url", default="http://127.0.0.1:9179", help="the agent's HTTP address (http.listen)"
+    )
+    status.add_argument("--json", action="store_true", help="print /status as JSON")
+    status.set_defaults(func=cmd_status)
 
     for name, func, text in (
         ("start", cmd_start, "render ExaBGP's config and run ExaBGP with the agent"),

@@ -52,6 +52,7 @@ class Session:
     families: tuple[Family, ...]
     next_hop: str = "self"  # "self", or an address (hybrid: the node's link-local on the link)
     origin: str = ""  # where it comes from in the config, for messages: "bgp.peers[0]"
+    interface: str = ""  # hybrid mode: the fabric link this neighbor is on
 
     @property
     def ebgp(self) -> bool:

@@ -92,6 +92,10 @@ class Route:
     attributes: Attributes
     sort_key: tuple[int, int] = field(default=(0, 0), compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.sort_key == (0, 0):
+            object.__setattr__(self, "sort_key", prefix_sort_key(self.prefix))
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceDecision:

@@ -19,7 +19,7 @@ Peer sessions move through three states:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,15 +56,22 @@ class Changes:
     lines: list[str] = field(default_factory=list)
     announced: set[str] = field(default_factory=set)
     withdrawn: set[str] = field(default_factory=set)
-    announce_count: int = 0
-    withdraw_count: int = 0
+    #: (``announce`` | ``withdraw``, family) -> prefixes, counted once per peer
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def announce_count(self) -> int:
+        return sum(n for (kind, _), n in self.counts.items() if kind == "announce")
+
+    @property
+    def withdraw_count(self) -> int:
+        return sum(n for (kind, _), n in self.counts.items() if kind == "withdraw")
 
     def extend(self, other: Changes) -> None:
         self.lines += other.lines
         self.announced |= other.announced
         self.withdrawn |= other.withdrawn
-        self.announce_count += other.announce_count
-        self.withdraw_count += other.withdraw_count
+        self.counts.update(other.counts)
 
 
 class Speaker:
@@ -204,19 +211,19 @@ class Speaker:
 
         changes = Changes()
         for attributes, prefixes in to_announce.items():
-            prefixes.sort(key=prefix_sort_key)
+            prefixes.sort(key=lambda prefix: desired[prefix].sort_key)
             if self.enabled:
                 changes.lines += exabgp_api.announce(rib.session, attributes, prefixes)
             changes.announced.update(prefixes)
-            changes.announce_count += len(prefixes)
             for prefix in prefixes:
+                changes.counts["announce", _family_of(prefix)] += 1
                 rib.advertised[prefix] = attributes
         if to_withdraw:
             if self.enabled:
                 changes.lines += exabgp_api.withdraw(rib.session, to_withdraw)
             changes.withdrawn.update(to_withdraw)
-            changes.withdraw_count += len(to_withdraw)
             for prefix in to_withdraw:
+                changes.counts["withdraw", _family_of(prefix)] += 1
                 del rib.advertised[prefix]
         return changes
 
