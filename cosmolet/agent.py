@@ -33,8 +33,10 @@ from cosmolet import exabgp_api, http_api, logs
 from cosmolet.config import Config
 from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
 from cosmolet.journal import Journal
+from cosmolet.kube.events import EventRecorder, ServiceEvent
 from cosmolet.metrics import Metrics, StateCollector
 from cosmolet.plan_builder import ClusterState, PlanBuilder
+from cosmolet.routes import Route
 from cosmolet.speaker import Changes, SessionState, Speaker
 
 if TYPE_CHECKING:
@@ -102,6 +104,7 @@ class Agent:
         self.source: Source | None = None
         self.source_thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self.recorder: EventRecorder | None = None
         self.metrics = Metrics()
         self.metrics.registry.register(StateCollector(self))
         stale = journal.load()
@@ -216,6 +219,8 @@ class Agent:
         delta, since = self.state.take_delta()
         if not delta and self.first_sent and not self.speaker.needs_resync:
             return
+        if self.recorder is not None and self.first_sent:
+            self._record_events(delta)
         changes = self.speaker.update_routes(delta)
         if not self.first_sent:
             self.first_sent = True
@@ -231,6 +236,23 @@ class Agent:
         self.metrics.reconcile.observe(done - started)
         if since is not None and changes.lines:
             self.metrics.event_to_command.observe(done - since)
+
+    def _record_events(self, delta: dict[str, Route | None]) -> None:
+        """Tell each Service whose IP starts or stops being advertised from this node."""
+        assert self.recorder is not None
+        node = self.config.node_name
+        for prefix, route in delta.items():
+            before = self.speaker.desired.get(prefix)
+            old = set(before.services) if before else set()
+            new = set(route.services) if route else set()
+            for service in sorted(new - old):
+                self.recorder.record(
+                    ServiceEvent(service, "Advertised", f"{prefix} advertised from node {node}")
+                )
+            for service in sorted(old - new):
+                self.recorder.record(
+                    ServiceEvent(service, "Withdrawn", f"{prefix} withdrawn from node {node}")
+                )
 
     def apply(self, changes: Changes, cause: str) -> None:
         """Journal, write and log one set of changes."""
@@ -333,6 +355,19 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
     agent.source_thread.start()
     host, port = config.http.host_port
     http_api.serve(agent, host, port)
+    if config.events.enabled:
+        kubeconfig = getattr(source, "kubeconfig", None)
+        if hasattr(source, "health"):  # only the Kubernetes source has an API server
+            from cosmolet.kube import client
+
+            agent.recorder = EventRecorder(
+                lambda: client.api_client(kubeconfig),
+                config.node_name,
+                config.events.max_per_second,
+            )
+            threading.Thread(
+                target=agent.recorder.run, args=(stop,), daemon=True, name="events"
+            ).start()
     log.info(
         "agent started",
         node=config.node_name,

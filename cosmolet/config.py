@@ -216,6 +216,13 @@ class Shutdown(_Model):
     drain_seconds: float = Field(default=10.0, ge=0, le=3600)
 
 
+class Events(_Model):
+    """Kubernetes Events on a Service when its IP starts or stops being advertised here."""
+
+    enabled: bool = False
+    max_per_second: float = Field(default=5.0, gt=0, le=100)
+
+
 class Kubernetes(_Model):
     """How the agent reaches the API server, and what it does when it cannot."""
 
@@ -234,6 +241,7 @@ class Config(_Model):
     logging: Logging = Logging()
     shutdown: Shutdown = Shutdown()
     kubernetes: Kubernetes = Kubernetes()
+    events: Events = Events()
 
 
 def parse_listen(value: str) -> tuple[str, int]:
