@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logs.get("cosmolet.agent")
 
 JOURNAL_NAME = "advertised.journal"
-#: Route changes logged one line each up to this many per reconcile; beyond it, a summary.
+#: Route changes logged one line each, at most this many a second; beyond, summaries.
 DETAIL_LIMIT = 20
 #: /healthz fails when the reconciler loop has not turned for this long (it turns every second
 #: when idle; only a write to ExaBGP blocked this long, or a bug, can stop it).
@@ -104,6 +104,9 @@ class Agent:
         self.source: Source | None = None
         self.source_thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self._log_window = clock()
+        self._logged = 0
+        self._unlogged = 0
         self.recorder: EventRecorder | None = None
         self.metrics = Metrics()
         self.metrics.registry.register(StateCollector(self))
@@ -278,30 +281,46 @@ class Agent:
         self._log_changes(changes, cause)
 
     def _log_changes(self, changes: Changes, cause: str) -> None:
-        desired = self.speaker.desired
+        """One line per route change, within a budget of DETAIL_LIMIT lines a second; past it
+        (a big batch, or sustained churn), summary lines with counts instead."""
+        dry_run = not self.config.bgp.enabled
         total = len(changes.announced) + len(changes.withdrawn)
-        if total <= DETAIL_LIMIT:
-            for prefix in sorted(changes.announced):
+        now = self.clock()
+        if now - self._log_window >= 1.0:
+            if self._unlogged:
                 log.info(
-                    "announce",
-                    prefix=prefix,
-                    services=list(desired[prefix].services if prefix in desired else ()),
-                    reason=cause,
-                    dry_run=not self.config.bgp.enabled,
+                    "route changes not logged one by one",
+                    count=self._unlogged,
+                    seconds=round(now - self._log_window, 1),
                 )
-            for prefix in sorted(changes.withdrawn):
-                log.info(
-                    "withdraw", prefix=prefix, reason=cause, dry_run=not self.config.bgp.enabled
-                )
-        else:
+                self._unlogged = 0
+            self._log_window, self._logged = now, 0
+        if total > DETAIL_LIMIT:
             log.info(
                 "routes changed",
                 announced=len(changes.announced),
                 withdrawn=len(changes.withdrawn),
                 commands=len(changes.lines),
                 reason=cause,
-                dry_run=not self.config.bgp.enabled,
+                dry_run=dry_run,
             )
+            return
+        if self._logged + total > DETAIL_LIMIT:
+            self._unlogged += total
+            return
+        self._logged += total
+        desired = self.speaker.desired
+        for prefix in sorted(changes.announced):
+            route = desired.get(prefix)
+            log.info(
+                "announce",
+                prefix=prefix,
+                services=list(route.services if route else ()),
+                reason=cause,
+                dry_run=dry_run,
+            )
+        for prefix in sorted(changes.withdrawn):
+            log.info("withdraw", prefix=prefix, reason=cause, dry_run=dry_run)
 
 
 def read_events(stream: TextIO, agent: Agent) -> None:

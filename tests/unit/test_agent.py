@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cosmolet.agent import Agent, Drain, Event, Stop
 from cosmolet.config import validate
 from cosmolet.exabgp_api import PeerEvent, PeerState
@@ -148,3 +150,21 @@ def test_plan_errors_do_not_reach_stdout(tmp_path: Path) -> None:
     bad = [service("x", cluster_ips=("1.2.3.4\nfoo",)), slice_("x", [endpoint()])]
     agent.handle_batch(cluster(agent, objects=bad))
     assert out.getvalue() == ""
+
+
+def test_churn_does_not_flood_the_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cosmolet import logs
+
+    logs.configure("info", "json")
+    agent, _ = make(tmp_path)
+    agent.handle_batch(cluster(agent, *(f"10.96.1.{i}" for i in range(1, 201))))
+    for round_ in range(100):  # 100 single-route changes within a second
+        ip = f"10.96.2.{round_ % 50 + 1}"
+        agent.handle_batch(cluster(agent, *(f"10.96.1.{i}" for i in range(1, 201)), ip))
+    lines = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if '"announce"' in line or '"withdraw"' in line or "routes changed" in line
+    ]
+    assert sum('"routes changed"' in line for line in lines) == 1  # the first big batch
+    assert len(lines) <= 1 + 20
