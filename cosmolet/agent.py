@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from cosmolet import exabgp_api, http_api, logs
-from cosmolet.config import Config
+from cosmolet import exabgp_api, exabgp_config, http_api, logs
+from cosmolet.config import Config, Mode
 from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
 from cosmolet.journal import Journal
 from cosmolet.kube.events import EventRecorder, ServiceEvent
 from cosmolet.metrics import Metrics, StateCollector
+from cosmolet.neighbors import Link, NeighborWatcher
 from cosmolet.plan_builder import ClusterState, PlanBuilder
 from cosmolet.routes import Route
 from cosmolet.speaker import Changes, SessionState, Speaker
@@ -62,6 +63,13 @@ class RoutesChanged:
 
 
 @dataclass(frozen=True)
+class NeighborsChanged:
+    """Hybrid mode: the set of fabric links with a switch on them changed."""
+
+    links: frozenset[Link]
+
+
+@dataclass(frozen=True)
 class Drain:
     """Withdraw everything and stay up (``shutdown.mode: withdraw``; sent by ``cosmolet start``)."""
 
@@ -71,7 +79,7 @@ class Stop:
     reason: str
 
 
-Event = RoutesChanged | PeerEvent | Drain | Stop | Shutdown
+Event = RoutesChanged | PeerEvent | NeighborsChanged | Drain | Stop | Shutdown
 
 
 class Agent:
@@ -108,6 +116,8 @@ class Agent:
         self._logged = 0
         self._unlogged = 0
         self.recorder: EventRecorder | None = None
+        self.links: frozenset[Link] | None = None
+        self.agent_command = [sys.executable, "-m", "cosmolet", *sys.argv[1:]]
         self.metrics = Metrics()
         self.metrics.registry.register(StateCollector(self))
         stale = journal.load()
@@ -205,6 +215,8 @@ class Agent:
         elif isinstance(event, PeerEvent):
             log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
             self.apply(self.speaker.peer_event(event, self.clock()), "peer " + str(event.state))
+        elif isinstance(event, NeighborsChanged):
+            self._on_neighbors(event.links)
         elif isinstance(event, Drain):
             if not self.draining:
                 self.draining = True
@@ -239,6 +251,29 @@ class Agent:
         self.metrics.reconcile.observe(done - started)
         if since is not None and changes.lines:
             self.metrics.event_to_command.observe(done - since)
+
+    def _on_neighbors(self, links: frozenset[Link]) -> None:
+        """New ExaBGP neighbors: rewrite its config, ask it to reload, then track the sessions.
+
+        Sessions that are new start DOWN and get the whole plan when they come up; on the
+        first discovery after a start they may already be up (only the agent restarted), so
+        they start UNKNOWN and get the plan at once.
+        """
+        first = self.links is None
+        self.links = links
+        conf = Path(self.config.runtime_dir) / "exabgp.conf"
+        text = exabgp_config.render(self.config, self.agent_command, links=links, environ=None)
+        if not conf.exists() or conf.read_text() != text:
+            exabgp_config.write_private(conf, text)
+            self.out.write("reload\n")
+            self.out.flush()
+            log.info("ExaBGP neighbors changed: reloading", links=len(links))
+        self.speaker.set_sessions(
+            exabgp_config.link_sessions(self.config, links),
+            SessionState.UNKNOWN if first else SessionState.DOWN,
+        )
+        if first and self.first_sent:
+            self.apply(self.speaker.update_routes({}), "neighbors")
 
     def _record_events(self, delta: dict[str, Route | None]) -> None:
         """Tell each Service whose IP starts or stops being advertised from this node."""
@@ -335,6 +370,16 @@ def read_events(stream: TextIO, agent: Agent) -> None:
     agent.events.put(Stop("ExaBGP closed our stdin"))
 
 
+def _run_forever(target: Callable[[threading.Event], None], stop: threading.Event) -> None:
+    """Run a watcher; if it dies, log and restart it after a pause (never exit)."""
+    while not stop.is_set():
+        try:
+            target(stop)
+        except Exception:
+            log.exception("watcher failed; restarting it in 1 s")
+            stop.wait(1.0)
+
+
 def run_source(source: Source, agent: Agent, stop: threading.Event) -> None:
     """Run a source forever; if it dies, log and restart it after a pause (never exit)."""
     while not stop.is_set():
@@ -372,6 +417,14 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         target=run_source, args=(source, agent, stop), daemon=True, name="source"
     )
     agent.source_thread.start()
+    if config.mode is Mode.HYBRID:
+        watcher = NeighborWatcher(
+            config.bgp.interfaces,
+            lambda links: agent.events.put(NeighborsChanged(frozenset(links))),
+        )
+        threading.Thread(
+            target=_run_forever, args=(watcher.run, stop), daemon=True, name="neighbors"
+        ).start()
     host, port = config.http.host_port
     http_api.serve(agent, host, port)
     if config.events.enabled:

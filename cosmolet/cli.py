@@ -94,16 +94,35 @@ def cmd_render(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     from cosmolet import exabgp_config
-    from cosmolet.start import agent_command
+    from cosmolet.start import agent_command, discovered_links
 
+    if args.what == "frr":
+        return _render_frr(config, discovered_links(config))
     try:
         text = exabgp_config.render(
-            config, agent_command(Path(args.config).resolve(), _source_args(args))
+            config,
+            agent_command(Path(args.config).resolve(), _source_args(args)),
+            links=discovered_links(config),
         )
     except exabgp_config.RenderError as error:
         print(f"{args.config}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _render_frr(config: Config, links: set[Any]) -> int:
+    import os
+
+    from cosmolet import frr_config
+
+    if config.mode != "hybrid":
+        print("render frr: only hybrid mode runs FRR (mode is numbered)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    present = os.listdir("/sys/class/net") if os.path.isdir("/sys/class/net") else []
+    sys.stdout.write(
+        frr_config.render(config, frr_config.fabric_interfaces(config, present), links)
+    )
     return EXIT_OK
 
 
@@ -214,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     render = sub.add_parser("render", help="print a rendered configuration")
-    render.add_argument("what", choices=["exabgp"], help="which configuration")
+    render.add_argument("what", choices=["exabgp", "frr"], help="which configuration")
     render.add_argument("--config", required=True, help="the YAML config file")
     render.add_argument("--node", help="the node name (default: nodeName or NODE_NAME)")
     render.add_argument("--objects", help="as given to start (passed to the agent)")

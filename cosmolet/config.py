@@ -110,6 +110,15 @@ class Peer(_Model):
         return (Family.IPV4,) if self.address.version == 4 else (Family.IPV6,)
 
 
+class Bfd(_Model):
+    """Hybrid mode: FRR's bfdd beside zebra, so the switch detects a dead node or link fast."""
+
+    enabled: bool = False
+    min_rx_ms: int = Field(default=300, ge=10, le=60000)
+    min_tx_ms: int = Field(default=300, ge=10, le=60000)
+    multiplier: int = Field(default=3, ge=2, le=255)
+
+
 class Bgp(_Model):
     enabled: bool = True
     asn: ASN
@@ -119,6 +128,8 @@ class Bgp(_Model):
     peers: tuple[Peer, ...] = ()
     interfaces: tuple[str, ...] = ()
     peer_asn: ASN | Literal["auto"] = "auto"
+    router_advertisement_interval: int = Field(default=3, ge=1, le=1800)
+    bfd: Bfd = Bfd()
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
     local_preference: U32 | None = None

@@ -11,13 +11,14 @@ import getpass
 import ipaddress
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cosmolet import __version__
-from cosmolet.config import Config, Family, Peer, Problem
+from cosmolet.config import Config, Family, Mode, Peer, Problem
 from cosmolet.exabgp_api import Session
+from cosmolet.neighbors import Link
 
 PROCESS_NAME = "cosmolet"
 MASK = "<masked>"
@@ -90,6 +91,23 @@ def router_id(config: Config, environ: Mapping[str, str] | None = None) -> str:
     )
 
 
+def link_sessions(config: Config, links: Iterable[Link]) -> list[Session]:
+    """Hybrid mode: one session per discovered switch, next hop our link-local on that link."""
+    peer_as = None if config.bgp.peer_asn == "auto" else int(config.bgp.peer_asn)
+    return [
+        Session(
+            peer=ipaddress.IPv6Address(link.peer),
+            local_as=config.bgp.asn,
+            peer_as=peer_as,
+            families=(Family.IPV4, Family.IPV6),
+            next_hop=str(ipaddress.IPv6Address(link.local)),
+            origin=f"bgp.interfaces ({link.interface})",
+            interface=link.interface,
+        )
+        for link in sorted(links)
+    ]
+
+
 def sessions(config: Config) -> list[Session]:
     """The ExaBGP neighbors of a numbered config, as the speaker addresses them."""
     return [
@@ -129,6 +147,7 @@ def render(
     agent_command: Sequence[str],
     secrets: Secrets | None = None,
     environ: Mapping[str, str] | None = None,
+    links: Iterable[Link] = (),
 ) -> str:
     """The ExaBGP configuration text. ``secrets=None`` masks passwords (for display).
 
@@ -149,11 +168,17 @@ def render(
         f"        hold-time {bgp.hold_time};",
         "        group-updates true;",
     ]
+    hybrid = config.mode is Mode.HYBRID
+    capabilities = []
     if bgp.graceful_restart.enabled:
+        template.append("        manual-eor true;")
+        capabilities.append(f"graceful-restart {bgp.graceful_restart.restart_time};")
+    if hybrid:
+        capabilities.append("nexthop enable;")  # RFC 8950: IPv4 routes, IPv6 next hop
+    if capabilities:
         template += [
-            "        manual-eor true;",
             "        capability {",
-            f"            graceful-restart {bgp.graceful_restart.restart_time};",
+            *(f"            {item}" for item in capabilities),
             "        }",
         ]
     template += [
@@ -175,9 +200,33 @@ def render(
         "",
         *template,
     ]
-    for index, peer in enumerate(bgp.peers):
-        lines += ["", *_neighbor(index, peer, secrets)]
+    if hybrid:
+        for link in sorted(links):
+            lines += ["", *_link_neighbor(config, link)]
+    else:
+        for index, peer in enumerate(bgp.peers):
+            lines += ["", *_neighbor(index, peer, secrets)]
     return "\n".join(lines) + "\n"
+
+
+def _link_neighbor(config: Config, link: Link) -> list[str]:
+    """A switch on a fabric link, peered over IPv6 link-local (BGP unnumbered)."""
+    return [
+        f"neighbor {link.peer} {{",
+        "    inherit cosmolet;",
+        f'    description "{link.interface}";',
+        f"    local-address {link.local};",
+        f"    source-interface {link.interface};",
+        f"    peer-as {config.bgp.peer_asn};",
+        "    nexthop {",
+        "        ipv4 unicast ipv6;",
+        "    }",
+        "    family {",
+        "        ipv4 unicast;",
+        "        ipv6 unicast;",
+        "    }",
+        "}",
+    ]
 
 
 def environment(log_level: str = "INFO") -> dict[str, str]:

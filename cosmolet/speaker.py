@@ -47,6 +47,7 @@ class PeerRib:
     advertised: dict[str, Attributes] = field(default_factory=dict)
     eor_pending: bool = False
     since: float = 0.0
+    needs_full: bool = True  # a new session: the next publish sends it the whole set
 
 
 @dataclass
@@ -86,6 +87,19 @@ class Speaker:
 
     # --- inputs -------------------------------------------------------------------------------
 
+    def set_sessions(
+        self, sessions: Iterable[Session], state: SessionState = SessionState.DOWN
+    ) -> None:
+        """Hybrid mode: the neighbors changed. A new or changed session starts in ``state``
+        (DOWN: it gets everything when ExaBGP reports it up); a vanished one is forgotten."""
+        wanted = {session.name: session for session in sessions}
+        for name in list(self.peers):
+            if wanted.get(name) != self.peers[name].session:
+                del self.peers[name]
+        for name, session in wanted.items():
+            if name not in self.peers:
+                self.peers[name] = PeerRib(session, state=state)
+
     def restore(self, prefixes: Iterable[str]) -> None:
         """Prefixes a previous agent may have left in ExaBGP: withdrawn unless still wanted."""
         stale = list(prefixes)
@@ -121,7 +135,9 @@ class Speaker:
         for rib in self.peers.values():
             if rib.state is SessionState.DOWN:
                 continue
-            changes.extend(self._sync(rib, None if full or rib.eor_pending else touched))
+            whole = full or rib.eor_pending or rib.needs_full
+            rib.needs_full = False
+            changes.extend(self._sync(rib, None if whole else touched))
             if first and rib.eor_pending:
                 changes.extend(self._end_of_rib(rib))
         return changes

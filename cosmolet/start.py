@@ -21,7 +21,8 @@ from typing import Any
 
 from cosmolet import exabgp_config, journal, logs
 from cosmolet.agent import JOURNAL_NAME
-from cosmolet.config import Config
+from cosmolet.config import Config, Mode
+from cosmolet.neighbors import Link, snapshot
 
 log = logs.get("cosmolet.start")
 
@@ -40,11 +41,31 @@ def prepare(config: Config, config_path: Path, extra_args: Sequence[str]) -> Pat
     """
     runtime = Path(config.runtime_dir)
     secrets = exabgp_config.read_secrets(config)
-    text = exabgp_config.render(config, agent_command(config_path.resolve(), extra_args), secrets)
+    links = discovered_links(config)
+    text = exabgp_config.render(
+        config, agent_command(config_path.resolve(), extra_args), secrets, links=links
+    )
     conf = runtime / EXABGP_CONF
     exabgp_config.write_private(conf, text)
     journal.remove(runtime / JOURNAL_NAME)  # a fresh ExaBGP holds no route
     return conf
+
+
+def discovered_links(config: Config) -> set[Link]:
+    """Hybrid mode: the switches already discovered (none yet is fine: the agent keeps
+    watching, and reloads ExaBGP when they appear)."""
+    if config.mode is not Mode.HYBRID:
+        return set()
+    try:
+        links, missing = snapshot(config.bgp.interfaces)
+    except Exception as error:  # netlink unavailable: the agent will retry
+        log.warning("neighbor discovery failed; the agent will keep trying", error=str(error))
+        return set()
+    if missing:
+        log.warning("fabric interfaces not present (used when they appear)", interfaces=missing)
+    if not links:
+        log.info("no fabric neighbor yet: ExaBGP starts without one and the agent waits")
+    return links
 
 
 def supervise(config: Config, conf: Path) -> int:
