@@ -8,8 +8,8 @@ STAMP  := $(VENV)/.installed
 
 # Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
 system-deps:
-	@if ! command -v vtysh >/dev/null || ! command -v ip >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq frr iproute2 procps; \
+	@if ! command -v vtysh >/dev/null || ! command -v ip >/dev/null || ! command -v ping >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq frr iproute2 procps iputils-ping; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cosmolet import exabgp_api
+from cosmolet.config import Family
 from cosmolet.exabgp_api import PeerEvent, PeerState, Session
 from cosmolet.routes import Attributes, Route, prefix_sort_key
 
@@ -210,7 +211,9 @@ class Speaker:
         families = rib.session.families
         desired = self.desired
         advertised = rib.advertised
-        to_announce: dict[Attributes, list[str]] = defaultdict(list)
+        # One batch line per (attributes, family): ExaBGP takes the family of a whole
+        # ``announce attributes ... nlri`` line from its last prefix.
+        to_announce: dict[tuple[Attributes, Family], list[str]] = defaultdict(list)
         to_withdraw: list[str] = []
         if touched is None:
             candidates: Iterable[str] = list(desired) + [p for p in advertised if p not in desired]
@@ -220,13 +223,15 @@ class Speaker:
             route = desired.get(prefix)
             if route is not None and route.family in families:
                 if advertised.get(prefix) != route.attributes:
-                    to_announce[route.attributes].append(prefix)
+                    to_announce[route.attributes, route.family].append(prefix)
             elif prefix in advertised:
                 to_withdraw.append(prefix)
-        to_withdraw.sort(key=prefix_sort_key)
+        to_withdraw.sort(key=prefix_sort_key)  # IPv4 first, then IPv6
 
         changes = Changes()
-        for attributes, prefixes in to_announce.items():
+        for (attributes, _family), prefixes in sorted(
+            to_announce.items(), key=lambda item: str(item[0][1])
+        ):
             prefixes.sort(key=lambda prefix: desired[prefix].sort_key)
             if self.enabled:
                 changes.lines += exabgp_api.announce(rib.session, attributes, prefixes)
@@ -236,7 +241,10 @@ class Speaker:
                 rib.advertised[prefix] = attributes
         if to_withdraw:
             if self.enabled:
-                changes.lines += exabgp_api.withdraw(rib.session, to_withdraw)
+                for family in ("ipv4", "ipv6"):
+                    group = [p for p in to_withdraw if _family_of(p) == family]
+                    if group:
+                        changes.lines += exabgp_api.withdraw(rib.session, group)
             changes.withdrawn.update(to_withdraw)
             for prefix in to_withdraw:
                 changes.counts["withdraw", _family_of(prefix)] += 1

@@ -55,3 +55,40 @@ def numbered_router(
             lines.append(" exit-address-family")
     lines.append("!")
     return "\n".join(lines) + "\n"
+
+
+def unnumbered_leaf(
+    name: str, asn: int, router_id: str, fabric: Sequence[str], bfd: bool = False
+) -> str:
+    """A leaf peering BGP unnumbered on ``fabric`` interfaces (``neighbor X interface``), as
+    Cumulus/SONiC/FRR fabrics do, with RAs every 3 s and datacenter timers."""
+    lines = ["frr defaults datacenter", f"hostname {name}", "!"]
+    for interface in fabric:
+        lines += [
+            f"interface {interface}",
+            " ipv6 nd ra-interval 3",
+            " no ipv6 nd suppress-ra",
+            "!",
+        ]
+    lines += [
+        f"router bgp {asn}",
+        f" bgp router-id {router_id}",
+        " no bgp ebgp-requires-policy",
+        " no bgp default ipv4-unicast",
+        " bgp graceful-restart",
+        " neighbor fabric peer-group",
+        " neighbor fabric remote-as external",
+        " neighbor fabric timers 3 9",
+        " neighbor fabric timers connect 1",
+    ]
+    if bfd:
+        lines.append(" neighbor fabric bfd")
+    lines += [f" neighbor {interface} interface peer-group fabric" for interface in fabric]
+    for family in ("ipv4", "ipv6"):
+        lines += [
+            f" address-family {family} unicast",
+            "  neighbor fabric activate",
+            " exit-address-family",
+        ]
+    lines.append("!")
+    return "\n".join(lines) + "\n"

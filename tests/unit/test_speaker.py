@@ -134,3 +134,18 @@ def test_ibgp_attributes_and_prepend_rules() -> None:
         "neighbor 10.0.2.0 announce attributes next-hop self local-preference 200 med 5 "
         "community [65001:1 no-export] large-community [65001:0:1] nlri 10.0.0.1/32",
     ]
+
+
+def test_a_batch_line_never_mixes_families() -> None:
+    both = Session(
+        ipaddress.ip_address("fe80::1"), 65001, None, (Family.IPV4, Family.IPV6), next_hop="fe80::2"
+    )
+    speaker = Speaker([both])
+    assert speaker.set_routes([route("fd00::1/128"), route("10.0.0.1/32")]).lines == [
+        "neighbor fe80::1 announce attributes next-hop fe80::2 nlri 10.0.0.1/32",
+        "neighbor fe80::1 announce attributes next-hop fe80::2 nlri fd00::1/128",
+    ]
+    assert speaker.set_routes([]).lines == [
+        "neighbor fe80::1 withdraw attributes next-hop fe80::2 nlri 10.0.0.1/32",
+        "neighbor fe80::1 withdraw attributes next-hop fe80::2 nlri fd00::1/128",
+    ]

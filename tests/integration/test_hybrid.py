@@ -1,0 +1,194 @@
+"""Hybrid mode end to end: BGP unnumbered to two FRR leaves, ExaBGP the only speaker on the
+node, FRR zebra only sending router advertisements, pings through the fabric."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytest
+
+from cosmolet import frr_config
+from cosmolet.config import validate
+from lab.frr_configs import unnumbered_leaf
+from lab.netns import FrrRouter, Lab, Namespace, wait_for
+from tests.factories import endpoint, service, slice_
+from tests.integration.conftest import Cosmolet, sample
+
+SERVICE_V4 = "10.96.0.10"
+SERVICE_V6 = "fd00:96::10"
+
+
+@dataclass
+class HybridFabric:
+    lab: Lab
+    node: Namespace
+    leaves: list[Namespace]
+    routers: list[FrrRouter]
+    hosts: list[Namespace]
+
+    def link_local(self, ns: Namespace, interface: str) -> str:
+        for address in ns.ip_json("-6", "addr", "show", "dev", interface, "scope", "link"):
+            for info in address.get("addr_info", []):
+                if info.get("family") == "inet6" and "tentative" not in info:
+                    return str(info["local"])
+        raise LookupError(f"no link-local on {ns.name} {interface}")
+
+    def fib_next_hop(self, leaf: int, prefix: str, family: int = 4) -> str | None:
+        routes = self.leaves[leaf].ip_json(f"-{family}", "route", "show", prefix)
+        for route in routes:
+            if route.get("protocol") == "bgp":
+                via = route.get("via", {})
+                return str(via.get("host") or route.get("gateway"))
+        return None
+
+    def via(self, leaf: int, prefix: str, next_hop: str | None) -> bool:
+        return self.fib_next_hop(leaf, prefix, 6 if ":" in prefix else 4) == next_hop
+
+    def has_route(self, leaf: int, prefix: str) -> bool:
+        return self.fib_next_hop(leaf, prefix, 6 if ":" in prefix else 4) is not None
+
+    def ping(self, host: int, address: str) -> bool:
+        flag = "-6" if ":" in address else "-4"
+        ns = self.hosts[host]
+        return (
+            ns.run("ping", flag, "-c", "1", "-W", "1", address, check=False).count(
+                " 0% packet loss"
+            )
+            == 1
+        )
+
+
+def build_hybrid(lab: Lab) -> HybridFabric:
+    node = lab.namespace("node1")
+    leaves, routers, hosts = [], [], []
+    for index in (1, 2):
+        leaf = lab.namespace(f"leaf{index}")
+        host = lab.namespace(f"host{index}")
+        lab.link(node, f"eth{index}", leaf, "eth1")
+        lab.link(leaf, "eth2", host, "eth1")
+        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+            leaf.run("sysctl", "-qw", key)
+        leaf.ip("addr", "add", f"10.1.{index}.1/24", "dev", "eth2")
+        leaf.ip("addr", "add", f"fd01:{index}::1/64", "dev", "eth2", "nodad")
+        host.ip("addr", "add", f"10.1.{index}.2/24", "dev", "eth1")
+        host.ip("addr", "add", f"fd01:{index}::2/64", "dev", "eth1", "nodad")
+        host.ip("route", "add", "default", "via", f"10.1.{index}.1")
+        host.ip("-6", "route", "add", "default", "via", f"fd01:{index}::1")
+        routers.append(
+            lab.frr(
+                leaf, unnumbered_leaf(f"leaf{index}", 65100 + index, f"10.255.0.{index}", ["eth1"])
+            )
+        )
+        leaves.append(leaf)
+        hosts.append(host)
+    # The node holds its service IPs itself, standing in for the CNI.
+    node.ip("addr", "add", f"{SERVICE_V4}/32", "dev", "lo")
+    node.ip("addr", "add", f"{SERVICE_V6}/128", "dev", "lo")
+    return HybridFabric(lab, node, leaves, routers, hosts)
+
+
+def hybrid_config(lab: Lab) -> dict[str, Any]:
+    return {
+        "mode": "hybrid",
+        "nodeName": "node1",
+        "bgp": {"asn": 65001, "routerId": "192.0.2.1", "interfaces": ["eth*"], "peerAsn": "auto"},
+    }
+
+
+def start_node(fabric: HybridFabric) -> Cosmolet:
+    config = hybrid_config(fabric.lab)
+    zebra_conf = frr_config.render(validate(config), ["eth1", "eth2"])
+    fabric.lab.frr(fabric.node, zebra_conf, daemons=("zebra",))
+    node = Cosmolet(fabric.node, fabric.lab.workdir / "node1-agent", config)
+    node.set_objects([service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)), slice_("web")])
+    return node.start()
+
+
+@pytest.fixture
+def hybrid(lab: Lab) -> HybridFabric:
+    return build_hybrid(lab)
+
+
+def established(router: FrrRouter) -> bool:
+    peers = router.json("show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
+    return any(peer.get("state") == "Established" for peer in peers.values())
+
+
+def test_unnumbered_sessions_routes_and_pings(hybrid: HybridFabric) -> None:
+    node = start_node(hybrid)
+    for index in (0, 1):
+        wait_for(partial(established, hybrid.routers[index]), 60, what=f"leaf{index + 1} session")
+        node_ll = hybrid.link_local(hybrid.node, f"eth{index + 1}")
+        # RFC 8950: the IPv4 service route via the node's link-local on *that* link.
+        wait_for(
+            partial(hybrid.via, index, SERVICE_V4, node_ll),
+            20,
+            what=f"leaf{index + 1} IPv4 route via {node_ll}",
+        )
+        wait_for(
+            partial(hybrid.via, index, SERVICE_V6, node_ll),
+            20,
+            what=f"leaf{index + 1} IPv6 route via {node_ll}",
+        )
+
+    # Return path for the pings: the hosts' subnets via each leaf's link-local.
+    for index in (0, 1):
+        leaf_ll = hybrid.link_local(hybrid.leaves[index], "eth1")
+        hybrid.node.ip(
+            "route",
+            "add",
+            f"10.1.{index + 1}.0/24",
+            "via",
+            "inet6",
+            leaf_ll,
+            "dev",
+            f"eth{index + 1}",
+        )
+        hybrid.node.ip(
+            "-6", "route", "add", f"fd01:{index + 1}::/64", "via", leaf_ll, "dev", f"eth{index + 1}"
+        )
+    for host in (0, 1):
+        assert wait_for(partial(hybrid.ping, host, SERVICE_V4), 10)
+        assert wait_for(partial(hybrid.ping, host, SERVICE_V6), 10)
+
+    # Unhealthy: withdrawn from both leaves.
+    node.set_objects(
+        [
+            service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)),
+            slice_("web", [endpoint(ready=False)]),
+        ]
+    )
+    for index in (0, 1):
+        wait_for(partial(hybrid.via, index, SERVICE_V4, None), 10)
+    assert node.stop(signal.SIGTERM) is not None
+
+
+def test_link_down_and_up_and_a_changed_link_local(hybrid: HybridFabric) -> None:
+    start_node(hybrid)
+    for index in (0, 1):
+        wait_for(partial(hybrid.has_route, index, SERVICE_V4), 60)
+
+    hybrid.node.ip("link", "set", "dev", "eth1", "down")
+    wait_for(lambda: hybrid.fib_next_hop(0, SERVICE_V4) is None, 30, what="leaf1 loses it")
+    assert all(
+        hop is not None for hop in sample(lambda: hybrid.fib_next_hop(1, SERVICE_V4), 2, 0.1)
+    )
+    hybrid.node.ip("link", "set", "dev", "eth1", "up")
+    wait_for(
+        lambda: hybrid.fib_next_hop(0, SERVICE_V4) is not None,
+        10,
+        what="leaf1 relearns the route within 10 s of the link coming back",
+    )
+
+    # The node's link-local on eth2 changes: a new session, with the new next hop.
+    old = hybrid.link_local(hybrid.node, "eth2")
+    hybrid.node.ip("-6", "addr", "del", f"{old}/64", "dev", "eth2")
+    hybrid.node.ip("-6", "addr", "add", "fe80::c05:1e7/64", "dev", "eth2", "nodad")
+    wait_for(
+        lambda: hybrid.fib_next_hop(1, SERVICE_V4) == "fe80::c05:1e7",
+        40,
+        what="leaf2 route via the new link-local",
+    )

@@ -1,0 +1,84 @@
+"""``cosmolet render frr`` (hybrid mode) and the hybrid ExaBGP neighbors: golden files, and
+the FRR rendering accepted by FRR itself where it is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cosmolet import exabgp_config, frr_config
+from cosmolet.config import validate
+from cosmolet.neighbors import Link
+from tests.unit.test_cli import check_golden
+from tests.unit.test_render_exabgp import AGENT
+
+HYBRID: dict[str, Any] = {
+    "mode": "hybrid",
+    "nodeName": "node1",
+    "bgp": {"asn": 65001, "routerId": "192.0.2.1", "interfaces": ["eth1", "swp*"]},
+}
+LINKS = {
+    Link("eth1", "fe80::a8c1:abff:fe00:1", "fe80::1"),
+    Link("swp2", "fe80::a8c1:abff:fe00:2", "fe80::2"),
+}
+
+
+def test_fabric_interfaces_keep_literals_and_expand_globs() -> None:
+    config = validate(HYBRID)
+    assert frr_config.fabric_interfaces(config, ["lo", "eth0", "swp1", "swp2", "eth1"]) == [
+        "eth1",
+        "swp1",
+        "swp2",
+    ]
+    assert frr_config.fabric_interfaces(config, []) == ["eth1"]  # missing: applied when it appears
+
+
+def test_frr_golden() -> None:
+    config = validate(HYBRID)
+    check_golden("frr-hybrid.conf", frr_config.render(config, ["eth1", "swp1", "swp2"]))
+    bfd = validate(
+        {
+            **HYBRID,
+            "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True, "minRxMs": 100, "minTxMs": 100}},
+        }
+    )
+    check_golden("frr-hybrid-bfd.conf", frr_config.render(bfd, ["eth1", "swp2"], LINKS))
+
+
+def test_exabgp_hybrid_golden_and_sessions() -> None:
+    config = validate(HYBRID)
+    check_golden("exabgp-hybrid.conf", exabgp_config.render(config, AGENT, links=LINKS))
+    sessions = exabgp_config.link_sessions(config, LINKS)
+    assert [(s.name, s.next_hop, s.interface, s.peer_as) for s in sessions] == [
+        ("fe80::1", "fe80::a8c1:abff:fe00:1", "eth1", None),
+        ("fe80::2", "fe80::a8c1:abff:fe00:2", "swp2", None),
+    ]
+
+
+def test_exabgp_accepts_the_hybrid_rendering(tmp_path: Path) -> None:
+    import sys
+
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(exabgp_config.render(validate(HYBRID), AGENT, links=LINKS))
+    result = subprocess.run(
+        [sys.executable, "-m", "exabgp", "validate", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("vtysh"), reason="needs Debian's frr")
+def test_frr_accepts_the_rendering(tmp_path: Path) -> None:
+    bfd = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
+    conf = tmp_path / "frr.conf"
+    conf.write_text(frr_config.render(bfd, ["eth1", "swp2"], LINKS))
+    result = subprocess.run(
+        ["vtysh", "--dryrun", "-f", str(conf)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
