@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps test unit integration lint bench clean
+.PHONY: setup system-deps demo lab-up lab-down test unit integration lint bench clean
 
 # Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
 system-deps:
@@ -19,6 +19,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: system-deps $(STAMP)
+
+# The demo: a spine, two leaves, two cosmolet nodes (BGP unnumbered), a client; narrated and
+# checked, removed at the end. Exits 0 only if every step behaved.
+demo: setup
+	$(PY) -m lab.demo
+
+# The same fabric kept running for exploration (foreground; Ctrl-C or lab-down removes it).
+lab-up: setup
+	$(PY) -m lab.fabric up
+
+lab-down: $(STAMP)
+	$(PY) -m lab.fabric down
 
 # All tests: unit tests everywhere; integration tests (real ExaBGP + FRR in network namespaces)
 # when run as root with FRR installed, which `make setup` provides.

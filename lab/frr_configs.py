@@ -58,11 +58,25 @@ def numbered_router(
 
 
 def unnumbered_leaf(
-    name: str, asn: int, router_id: str, fabric: Sequence[str], bfd: bool = False
+    name: str,
+    asn: int,
+    router_id: str,
+    fabric: Sequence[str],
+    bfd: bool = False,
+    kernel_nexthops: bool = True,
 ) -> str:
     """A leaf peering BGP unnumbered on ``fabric`` interfaces (``neighbor X interface``), as
-    Cumulus/SONiC/FRR fabrics do, with RAs every 3 s and datacenter timers."""
-    lines = ["frr defaults datacenter", f"hostname {name}", "!"]
+    Cumulus/SONiC/FRR fabrics do, with RAs every 3 s and datacenter timers.
+
+    ``kernel_nexthops=False`` (``no zebra nexthop kernel enable``): with kernel nexthop objects,
+    FRR 8.4's zebra kept an ECMP route's group at one member after a link flap (its RIB had both
+    paths, the kernel one), which the demo caught; plain multipath routes do not have that
+    fault. IPv4 routes then show in the kernel as ``via 169.254.0.1 dev X onlink``.
+    """
+    lines = ["frr defaults datacenter", f"hostname {name}"]
+    if not kernel_nexthops:
+        lines.append("no zebra nexthop kernel enable")
+    lines.append("!")
     for interface in fabric:
         lines += [
             f"interface {interface}",
@@ -92,3 +106,22 @@ def unnumbered_leaf(
         ]
     lines.append("!")
     return "\n".join(lines) + "\n"
+
+
+def spine(name: str, asn: int, router_id: str, fabric: Sequence[str]) -> str:
+    """The spine: unnumbered to the leaves, ECMP across them, its client subnet redistributed."""
+    config = unnumbered_leaf(name, asn, router_id, fabric, kernel_nexthops=False)
+    return (
+        config.replace(
+            " bgp graceful-restart\n",
+            " bgp graceful-restart\n bgp bestpath as-path multipath-relax\n",
+        )
+        .replace(
+            " address-family ipv4 unicast\n",
+            " address-family ipv4 unicast\n  redistribute connected\n",
+        )
+        .replace(
+            " address-family ipv6 unicast\n",
+            " address-family ipv6 unicast\n  redistribute connected\n",
+        )
+    )

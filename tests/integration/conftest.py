@@ -6,24 +6,19 @@ skipped locally, but fail in CI (``CI=true``), so CI can never go green having r
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lab.frr_configs import Neighbor, numbered_router
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
+from lab.node import Cosmolet
 
 
 def _missing() -> str | None:
@@ -42,79 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.integration)
         if reason and not os.environ.get("CI"):
             item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@dataclass
-class Cosmolet:
-    """``cosmolet start`` running in a node namespace, fed by an objects file."""
-
-    ns: Namespace
-    directory: Path
-    config: dict[str, Any]
-    kubeconfig: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
-    log: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.log = self.directory / "cosmolet.log"
-        self.config.setdefault("runtimeDir", str(self.directory / "run"))
-        self.config.setdefault("logging", {"level": "info", "format": "json"})
-        self.config_path.write_text(yaml.safe_dump(self.config))
-
-    @property
-    def config_path(self) -> Path:
-        return self.directory / "config.yaml"
-
-    @property
-    def objects_path(self) -> Path:
-        return self.directory / "objects.json"
-
-    def set_objects(self, objects: list[dict[str, Any]]) -> None:
-        """Atomically replace the cluster state the agent reads."""
-        temporary = self.objects_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"kind": "List", "items": objects}))
-        os.replace(temporary, self.objects_path)
-
-    def start(self) -> Cosmolet:
-        if self.kubeconfig:
-            source = ["--kubeconfig", str(self.kubeconfig)]
-        else:
-            if not self.objects_path.exists():
-                self.set_objects([])
-            source = ["--objects", str(self.objects_path)]
-        self.process = self.ns.popen(
-            sys.executable,
-            "-m",
-            "cosmolet",
-            "start",
-            "--config",
-            str(self.config_path),
-            *source,
-            log=self.log,
-        )
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self.process = None
-
-    def agent_pid(self) -> int:
-        return int((self.directory / "run" / "agent.pid").read_text())
-
-    def logs(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    lines.append(json.loads(line))
-        return lines
 
 
 @dataclass

@@ -14,8 +14,9 @@ from cosmolet import frr_config
 from cosmolet.config import validate
 from lab.frr_configs import unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
+from lab.node import Cosmolet
 from tests.factories import endpoint, service, slice_
-from tests.integration.conftest import Cosmolet, sample
+from tests.integration.conftest import sample
 
 SERVICE_V4 = "10.96.0.10"
 SERVICE_V6 = "fd00:96::10"

@@ -1,0 +1,236 @@
+"""``make demo``: cosmolet on a real BGP fabric, narrated, with every step checked and timed.
+
+Builds the reference fabric (``lab/fabric.py``: a spine, two leaves, two nodes in hybrid mode,
+a client), creates Services through the lab API server with the official client, shows which
+prefixes the spine and the leaves hold and via whom, then breaks things and measures how fast
+the fabric follows. Exits 0 only if every check passed; everything it made is removed on exit,
+Ctrl-C and failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, config
+
+from lab import fabric as lab_fabric
+from lab.fabric import Fabric
+from lab.netns import wait_for
+
+V4, DUAL4, DUAL6, LB, FORBIDDEN = (
+    "10.96.0.10",
+    "10.96.0.11",
+    "fd00:96::11",
+    "198.51.100.10",
+    ("192.0.2.66"),
+)
+PREFIXES = [V4, DUAL4, DUAL6, LB, FORBIDDEN]
+SPINE_PORTS = {"eth1": "leaf1", "eth2": "leaf2"}
+LEAF_PORTS = {"eth1": "node1", "eth2": "node2"}
+
+
+class Demo:
+    def __init__(self, fabric: Fabric) -> None:
+        self.fabric = fabric
+        api = config.new_client_from_config(config_file=str(fabric.kubeconfig))
+        self.core = client.CoreV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.failures: list[str] = []
+        self.started = time.monotonic()
+
+    # --- narration ----------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)
+
+    def check(self, ok: bool, text: str) -> None:
+        print(f"          {'ok  ' if ok else 'FAIL'} {text}", flush=True)
+        if not ok:
+            self.failures.append(text)
+
+    def timed(self, what: str, predicate: Callable[[], bool], timeout: float = 20) -> float | None:
+        started = time.monotonic()
+        try:
+            wait_for(predicate, timeout, 0.01, what)
+        except TimeoutError:
+            self.check(False, f"{what} (not within {timeout:.0f} s)")
+            return None
+        took = time.monotonic() - started
+        self.check(True, f"{what}: {took * 1000:.0f} ms")
+        return took
+
+    def where(self, prefix: str) -> dict[str, list[str]]:
+        """Who holds ``prefix`` and via whom: spine -> leaves, leaves -> nodes."""
+        f = self.fabric
+        return {
+            "spine": [SPINE_PORTS.get(p, p) for p in f.paths("spine", prefix)],
+            "leaf1": [LEAF_PORTS.get(p, p) for p in f.paths("leaf1", prefix)],
+            "leaf2": [LEAF_PORTS.get(p, p) for p in f.paths("leaf2", prefix)],
+        }
+
+    def table(self) -> None:
+        print(f"          {'prefix':<16} {'spine via':<14} {'leaf1 via':<14} {'leaf2 via':<14}")
+        for prefix in PREFIXES:
+            held = self.where(prefix)
+            cells = [",".join(held[r]) or "-" for r in ("spine", "leaf1", "leaf2")]
+            print(f"          {prefix:<16} {cells[0]:<14} {cells[1]:<14} {cells[2]:<14}")
+
+    # --- Kubernetes ---------------------------------------------------------------------------
+
+    def service(self, name: str, ips: list[str], **spec: Any) -> None:
+        body = {
+            "metadata": {"name": name},
+            "spec": {"clusterIP": ips[0], "clusterIPs": ips, **spec},
+        }
+        self.core.create_namespaced_service("default", body)
+
+    def endpoints(self, name: str, *ready_on: str, ready: bool = True) -> None:
+        endpoints = [
+            {"addresses": [f"10.244.{i}.5"], "nodeName": node, "conditions": {"ready": ready}}
+            for i, node in enumerate(ready_on, 1)
+        ]
+        try:
+            self.discovery.patch_namespaced_endpoint_slice(
+                f"{name}-1", "default", {"endpoints": endpoints}
+            )
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+            self.discovery.create_namespaced_endpoint_slice(
+                "default",
+                {
+                    "metadata": {
+                        "name": f"{name}-1",
+                        "labels": {"kubernetes.io/service-name": name},
+                    },
+                    "addressType": "IPv4",
+                    "endpoints": endpoints,
+                },
+            )
+
+    # --- the story ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        f = self.fabric
+        self.say("fabric built: spine, leaf1, leaf2, node1, node2 (hybrid: BGP unnumbered), client")
+        took = lab_fabric.wait_established(f)
+        self.check(True, f"every leaf has its spine and both nodes established ({took:.1f} s)")
+
+        self.say("creating Services with the official kubernetes client")
+        self.service("web", [V4])
+        self.endpoints("web", "node1", "node2")
+        self.service("dual", [DUAL4, DUAL6], ipFamilyPolicy="RequireDualStack")
+        self.endpoints("dual", "node1", "node2")
+        self.service("local", ["10.96.0.12"], type="LoadBalancer", externalTrafficPolicy="Local")
+        self.core.patch_namespaced_service_status(
+            "local", "default", {"status": {"loadBalancer": {"ingress": [{"ip": LB}]}}}
+        )
+        self.endpoints("local", "node1")
+        self.service("forbidden", ["10.96.0.13"], externalIPs=[FORBIDDEN])
+        self.endpoints("forbidden", "node1", "node2")
+
+        everywhere = {
+            "spine": ["leaf1", "leaf2"],
+            "leaf1": ["node1", "node2"],
+            "leaf2": ["node1", "node2"],
+        }
+        self.timed(
+            "web, dual (v4 and v6) on both nodes, both leaves, the spine (ECMP)",
+            lambda: all(self.where(p) == everywhere for p in (V4, DUAL4, DUAL6)),
+        )
+        self.timed(
+            "the externalTrafficPolicy Local LB IP only via node1",
+            lambda: (
+                self.where(LB)
+                == {"spine": ["leaf1", "leaf2"], "leaf1": ["node1"], "leaf2": ["node1"]}
+            ),
+        )
+        self.table()
+        self.check(
+            not any(self.where(FORBIDDEN).values()),
+            f"the external IP {FORBIDDEN} (outside the allowlist) is nowhere",
+        )
+        for address in (V4, DUAL6, LB):
+            self.check(f.ping(address), f"client pings {address} through spine, leaf, node")
+
+        self.say("web's endpoints go unready")
+        self.endpoints("web", "node1", "node2", ready=False)
+        self.timed("10.96.0.10 withdrawn from the spine", lambda: not self.where(V4)["spine"])
+        self.say("web's endpoints are ready again")
+        self.endpoints("web", "node1", "node2")
+        self.timed(
+            "10.96.0.10 back on the spine via both leaves",
+            lambda: self.where(V4)["spine"] == ["leaf1", "leaf2"],
+        )
+
+        self.say("node1's agent is killed (kill -9): ExaBGP respawns it")
+        agent = f.agents[0]
+        old = agent.agent_pid()
+        os.kill(old, signal.SIGKILL)
+        lost = self.watch(lambda: self.where(DUAL4) != everywhere, 3.0)
+        self.check(agent.agent_pid() != old, "a new agent runs on node1")
+        self.check(not lost, "no route left the fabric while it restarted (sampled for 3 s)")
+
+        self.say("node1's link to leaf1 goes down")
+        f.nodes[0].ip("link", "set", "dev", "eth1", "down")
+        self.timed(
+            "leaf1 reaches the services via node2 only",
+            lambda: self.where(V4)["leaf1"] == ["node2"],
+        )
+        self.check(self.where(V4)["spine"] == ["leaf1", "leaf2"], "the spine still has both leaves")
+        self.check(f.ping(V4), f"client still pings {V4}")
+        f.nodes[0].ip("link", "set", "dev", "eth1", "up")
+        self.timed(
+            "the link is back: leaf1 has node1 again",
+            lambda: self.where(V4)["leaf1"] == ["node1", "node2"],
+            timeout=30,
+        )
+
+        self.say("the Local service's endpoint moves from node1 to node2")
+        self.endpoints("local", "node2")
+        self.timed(
+            "the LB IP follows it to node2",
+            lambda: self.where(LB)["leaf1"] == ["node2"] and self.where(LB)["leaf2"] == ["node2"],
+        )
+        self.table()
+        self.check(not any(self.where(FORBIDDEN).values()), f"{FORBIDDEN} never appeared")
+        for address in (V4, DUAL6, LB):
+            self.check(f.ping(address), f"client pings {address}")
+
+        total = time.monotonic() - self.started
+        if self.failures:
+            self.say(f"{len(self.failures)} check(s) FAILED in {total:.0f} s: {self.failures}")
+            return 1
+        self.say(f"every check passed in {total:.0f} s; tearing the fabric down")
+        return 0
+
+    def watch(self, bad: Callable[[], bool], seconds: float) -> bool:
+        """Sample ``bad`` every 20 ms for ``seconds``; True if it was ever true."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if bad():
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("make demo needs root (it builds network namespaces)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        with lab_fabric.running() as fabric:
+            return Demo(fabric).run()
+    except KeyboardInterrupt:
+        print("interrupted: fabric removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""The reference fabric (``../shared/notes/lab.md``) in network namespaces: a spine, two leaves,
+two Kubernetes nodes running cosmolet in hybrid mode (BGP unnumbered), a client behind the
+spine, and the lab API server. The demo, ``make lab-up`` and the benchmarks build it.
+
+    spine (AS 65000) ── client (10.2.0.2, fd02::2)
+      |         |
+    leaf1      leaf2           AS 65101 / 65102, unnumbered everywhere
+      |  \\    /  |
+    node1      node2           AS 65001: zebra (RAs) + ExaBGP + cosmolet agent
+
+Each node holds every service IP on its loopback, standing in for the CNI, so a ping from the
+client proves the traffic reached a node that advertised it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cosmolet import frr_config
+from cosmolet.config import validate
+from lab import apiserver
+from lab.frr_configs import spine, unnumbered_leaf
+from lab.netns import FrrRouter, Lab, Namespace, wait_for
+from lab.node import Cosmolet
+
+SERVICE_IPS = ["10.96.0.10", "10.96.0.11", "fd00:96::11", "198.51.100.10", "192.0.2.66"]
+CLIENT_V4, CLIENT_V6 = "10.2.0.2", "fd02::2"
+UP_PID = Path("/tmp/cosmolet-lab-up.pid")
+
+
+@dataclass
+class Fabric:
+    lab: Lab
+    spine: Namespace
+    leaves: list[Namespace]
+    nodes: list[Namespace]
+    client: Namespace
+    routers: dict[str, FrrRouter] = field(default_factory=dict)
+    agents: list[Cosmolet] = field(default_factory=list)
+    kubeconfig: Path | None = None
+    api_port: int = 0
+
+    def router(self, name: str) -> FrrRouter:
+        return self.routers[name]
+
+    def paths(self, router: str, prefix: str) -> list[str]:
+        """Where ``router`` sends ``prefix`` in its FIB: the interfaces of its next hops."""
+        ns = {"spine": self.spine, "leaf1": self.leaves[0], "leaf2": self.leaves[1]}[router]
+        family = "-6" if ":" in prefix else "-4"
+        found = []
+        for route in ns.ip_json(family, "route", "show", prefix):
+            if route.get("protocol") != "bgp":
+                continue
+            hops = route.get("nexthops") or [route]
+            found += [str(hop.get("dev")) for hop in hops if hop.get("dev")]
+        return sorted(found)
+
+    def ping(self, address: str) -> bool:
+        flag = "-6" if ":" in address else "-4"
+        out = self.client.run("ping", flag, "-c", "1", "-W", "1", address, check=False)
+        return " 0% packet loss" in out
+
+
+def _link_local(ns: Namespace, interface: str) -> str:
+    for address in ns.ip_json("-6", "addr", "show", "dev", interface, "scope", "link"):
+        for info in address.get("addr_info", []):
+            if info.get("family") == "inet6" and "tentative" not in info:
+                return str(info["local"])
+    raise LookupError(f"no link-local address on {ns.name} {interface}")
+
+
+def node_config(index: int, runtime: Path) -> dict[str, Any]:
+    return {
+        "mode": "hybrid",
+        "nodeName": f"node{index}",
+        "runtimeDir": str(runtime),
+        "bgp": {"asn": 65001, "routerId": f"192.0.2.{index}", "interfaces": ["eth*"]},
+        "services": {
+            "advertise": {
+                "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.51.100.0/24"]},
+                "externalIPs": {"enabled": True, "allowedCIDRs": ["203.0.113.0/24"]},
+            }
+        },
+        "logging": {"level": "info", "format": "json"},
+    }
+
+
+def build(lab: Lab) -> Fabric:
+    """Namespaces, links, addresses and FRR on the switches (no cosmolet yet)."""
+    spine_ns = lab.namespace("spine")
+    client = lab.namespace("client")
+    leaves = [lab.namespace("leaf1"), lab.namespace("leaf2")]
+    nodes = [lab.namespace("node1"), lab.namespace("node2")]
+    for leaf_index, leaf in enumerate(leaves, 1):
+        lab.link(spine_ns, f"eth{leaf_index}", leaf, "eth3")
+        for node_index, node in enumerate(nodes, 1):
+            lab.link(leaf, f"eth{node_index}", node, f"eth{leaf_index}")
+    lab.link(spine_ns, "eth9", client, "eth1")
+    spine_ns.ip("addr", "add", "10.2.0.1/24", "dev", "eth9")
+    spine_ns.ip("addr", "add", "fd02::1/64", "dev", "eth9", "nodad")
+    client.ip("addr", "add", f"{CLIENT_V4}/24", "dev", "eth1")
+    client.ip("addr", "add", f"{CLIENT_V6}/64", "dev", "eth1", "nodad")
+    client.ip("route", "add", "default", "via", "10.2.0.1")
+    client.ip("-6", "route", "add", "default", "via", "fd02::1")
+    for ns in (spine_ns, *leaves):
+        ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        ns.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    fabric = Fabric(lab, spine_ns, leaves, nodes, client)
+    fabric.routers["spine"] = lab.frr(
+        spine_ns, spine("spine", 65000, "10.255.0.100", ["eth1", "eth2"])
+    )
+    for index, leaf in enumerate(leaves, 1):
+        fabric.routers[f"leaf{index}"] = lab.frr(
+            leaf,
+            unnumbered_leaf(
+                f"leaf{index}",
+                65100 + index,
+                f"10.255.0.{index}",
+                ["eth1", "eth2", "eth3"],
+                kernel_nexthops=False,
+            ),
+        )
+    for node in nodes:
+        for address in SERVICE_IPS:
+            node.ip("addr", "add", address + ("/128" if ":" in address else "/32"), "dev", "lo")
+    return fabric
+
+
+def start_nodes(fabric: Fabric, kubeconfig: Path) -> None:
+    """zebra (router advertisements) and cosmolet on each node, then their return routes."""
+    lab = fabric.lab
+    for index, node in enumerate(fabric.nodes, 1):
+        config = node_config(index, lab.workdir / f"node{index}" / "run")
+        zebra = frr_config.render(validate(config), ["eth1", "eth2"])
+        fabric.routers[f"node{index}-zebra"] = lab.frr(node, zebra, daemons=("zebra",))
+        agent = Cosmolet(node, lab.workdir / f"node{index}", config, kubeconfig)
+        fabric.agents.append(agent.start())
+    # Replies to the client leave each node over both leaves (ECMP via their link-locals).
+    for node in fabric.nodes:
+        wait_for(partial(_has_router, node), 20, what=f"{node.name} sees the leaves")
+        hops = [
+            ("eth1", _link_local(fabric.leaves[0], f"eth{_index(fabric, node)}")),
+            ("eth2", _link_local(fabric.leaves[1], f"eth{_index(fabric, node)}")),
+        ]
+        for prefix, family in (("10.2.0.0/24", "inet6"), ("fd02::/64", None)):
+            args = ["-6"] if family is None else []
+            route = [*args, "route", "add", prefix]
+            for dev, ll in hops:
+                route += ["nexthop", "via", *(["inet6"] if family else []), ll, "dev", dev]
+            node.ip(*route)
+
+
+def _index(fabric: Fabric, node: Namespace) -> int:
+    return fabric.nodes.index(node) + 1
+
+
+def _has_router(node: Namespace) -> bool:
+    entries = node.ip_json("-6", "neigh", "show")
+    return sum(1 for e in entries if "router" in e) >= 2
+
+
+@contextlib.contextmanager
+def running(api_state: Path | None = None) -> Iterator[Fabric]:
+    """The whole fabric, API server included, torn down on exit (and on failure)."""
+    with Lab() as lab:
+        fabric = build(lab)
+        store = apiserver.Store()
+        with apiserver.serving(netns=[n.name for n in fabric.nodes], store=store) as (_, port):
+            kubeconfig = lab.workdir / "kubeconfig"
+            apiserver.write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
+            fabric.kubeconfig, fabric.api_port = kubeconfig, port
+            start_nodes(fabric, kubeconfig)
+            yield fabric
+
+
+def wait_established(fabric: Fabric, timeout: float = 60) -> float:
+    """Seconds until every leaf has its three sessions (two nodes, the spine) established."""
+    started = time.monotonic()
+    for name in ("leaf1", "leaf2"):
+        router = fabric.routers[name]
+        wait_for(partial(_established, router, 3), timeout, what=f"{name} sessions")
+    return time.monotonic() - started
+
+
+def _established(router: FrrRouter, at_least: int) -> bool:
+    peers = router.json("show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
+    return sum(1 for peer in peers.values() if peer.get("state") == "Established") >= at_least
+
+
+def sample_services(kubeconfig: Path) -> None:
+    """A few Services for exploring by hand (the demo makes its own)."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    for name, ips in (("web", ["10.96.0.10"]), ("dual", ["10.96.0.11", "fd00:96::11"])):
+        core.create_namespaced_service(
+            "default",
+            {"metadata": {"name": name}, "spec": {"clusterIP": ips[0], "clusterIPs": ips}},
+        )
+        discovery.create_namespaced_endpoint_slice(
+            "default",
+            {
+                "metadata": {"name": f"{name}-1", "labels": {"kubernetes.io/service-name": name}},
+                "addressType": "IPv4",
+                "endpoints": [
+                    {"addresses": ["10.244.1.5"], "nodeName": "node1"},
+                    {"addresses": ["10.244.2.5"], "nodeName": "node2"},
+                ],
+            },
+        )
+
+
+def up() -> int:
+    """``make lab-up``: the fabric in the foreground until Ctrl-C, with how to use it."""
+    import signal
+    import sys
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    UP_PID.write_text(f"{os.getpid()}\n")
+    with running() as fabric:
+        wait_established(fabric)
+        assert fabric.kubeconfig is not None
+        sample_services(fabric.kubeconfig)
+        lab = fabric.lab
+        spine_dir = lab.workdir / fabric.spine.name
+        print(
+            f"""
+The lab is up (namespaces {lab.tag}-*). Try, as root, in another shell:
+
+  kubectl --kubeconfig {fabric.kubeconfig} get svc -A        # any kubectl, or the python client
+  python -m cosmolet plan --config lab/examples/config.yaml --objects lab/examples/objects.json
+  vtysh --vty_socket {spine_dir} -c 'show bgp ipv4 unicast'
+  vtysh --vty_socket {lab.workdir / fabric.leaves[0].name} -c 'show bgp summary'
+  ip netns exec {fabric.nodes[0].name} curl -s 127.0.0.1:9179/metrics | grep cosmolet_routes
+  ip netns exec {fabric.nodes[0].name} python -m cosmolet status
+  ip netns exec {fabric.client.name} ping -c1 10.96.0.10
+
+Ctrl-C (or make lab-down from another shell) removes everything.
+""",
+            flush=True,
+        )
+        stop.wait()
+    UP_PID.unlink(missing_ok=True)
+    print("lab removed", file=sys.stderr)
+    return 0
+
+
+def down() -> int:
+    """``make lab-down``: remove every lab namespace (prefix ``cml``) and the processes in it."""
+    import signal as signals
+
+    from lab.netns import leftovers, run
+
+    with contextlib.suppress(OSError, ValueError):
+        up_pid = int(UP_PID.read_text())
+        os.kill(up_pid, signals.SIGTERM)  # `make lab-up` cleans up after itself
+        for _ in range(100):
+            os.kill(up_pid, 0)
+            time.sleep(0.1)
+    for name in leftovers():
+        for pid in run(["ip", "netns", "pids", name], check=False).split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signals.SIGTERM)
+        time.sleep(0.5)
+        for pid in run(["ip", "netns", "pids", name], check=False).split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signals.SIGKILL)
+        run(["ip", "netns", "del", name], check=False)
+        print(f"removed {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    commands = {"up": up, "down": down}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        print("usage: python -m lab.fabric up|down", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(commands[sys.argv[1]]())

@@ -1,0 +1,91 @@
+"""A cosmolet node of the lab: ``cosmolet start`` in a namespace, with its config, its objects
+file or kubeconfig, and its log (JSON lines)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.netns import Namespace
+
+
+@dataclass
+class Cosmolet:
+    """``cosmolet start`` running in a node namespace, fed by an objects file."""
+
+    ns: Namespace
+    directory: Path
+    config: dict[str, Any]
+    kubeconfig: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log = self.directory / "cosmolet.log"
+        self.config.setdefault("runtimeDir", str(self.directory / "run"))
+        self.config.setdefault("logging", {"level": "info", "format": "json"})
+        self.config_path.write_text(yaml.safe_dump(self.config))
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "config.yaml"
+
+    @property
+    def objects_path(self) -> Path:
+        return self.directory / "objects.json"
+
+    def set_objects(self, objects: list[dict[str, Any]]) -> None:
+        """Atomically replace the cluster state the agent reads."""
+        temporary = self.objects_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"kind": "List", "items": objects}))
+        os.replace(temporary, self.objects_path)
+
+    def start(self) -> Cosmolet:
+        if self.kubeconfig:
+            source = ["--kubeconfig", str(self.kubeconfig)]
+        else:
+            if not self.objects_path.exists():
+                self.set_objects([])
+            source = ["--objects", str(self.objects_path)]
+        self.process = self.ns.popen(
+            sys.executable,
+            "-m",
+            "cosmolet",
+            "start",
+            "--config",
+            str(self.config_path),
+            *source,
+            log=self.log,
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.process = None
+
+    def agent_pid(self) -> int:
+        return int((self.directory / "run" / "agent.pid").read_text())
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    lines.append(json.loads(line))
+        return lines
