@@ -117,7 +117,8 @@ class Demo:
 
     def run(self) -> int:
         f = self.fabric
-        self.say("fabric built: spine, leaf1, leaf2, node1, node2 (hybrid: BGP unnumbered), client")
+        kind = "hybrid: BGP unnumbered" if f.mode == "hybrid" else "numbered: /31 and /127"
+        self.say(f"fabric built: spine, leaf1, leaf2, node1, node2 ({kind}), client")
         took = lab_fabric.wait_established(f)
         self.check(True, f"every leaf has its spine and both nodes established ({took:.1f} s)")
 
@@ -186,8 +187,8 @@ class Demo:
         self.check(f.ping(V4), f"client still pings {V4}")
         f.nodes[0].ip("link", "set", "dev", "eth1", "up")
         self.timed(
-            "the link is back: leaf1 has node1 again",
-            lambda: self.where(V4)["leaf1"] == ["node1", "node2"],
+            "the link is back: leaf1 has node1 again (IPv4 and IPv6)",
+            lambda: all(self.where(p)["leaf1"] == ["node1", "node2"] for p in (V4, DUAL6)),
             timeout=30,
         )
 
@@ -224,8 +225,9 @@ def main() -> int:
         print("make demo needs root (it builds network namespaces)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    mode = "numbered" if "--numbered" in sys.argv[1:] else "hybrid"
     try:
-        with lab_fabric.running() as fabric:
+        with lab_fabric.running(mode) as fabric:
             return Demo(fabric).run()
     except KeyboardInterrupt:
         print("interrupted: fabric removed", file=sys.stderr)

@@ -26,7 +26,7 @@ from typing import Any
 from cosmolet import frr_config
 from cosmolet.config import validate
 from lab import apiserver
-from lab.frr_configs import spine, unnumbered_leaf
+from lab.frr_configs import Neighbor, spine, unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.node import Cosmolet
 
@@ -46,6 +46,7 @@ class Fabric:
     agents: list[Cosmolet] = field(default_factory=list)
     kubeconfig: Path | None = None
     api_port: int = 0
+    mode: str = "hybrid"
 
     def router(self, name: str) -> FrrRouter:
         return self.routers[name]
@@ -76,12 +77,33 @@ def _link_local(ns: Namespace, interface: str) -> str:
     raise LookupError(f"no link-local address on {ns.name} {interface}")
 
 
-def node_config(index: int, runtime: Path) -> dict[str, Any]:
+def numbered_addresses(leaf: int, node: int) -> tuple[str, str, str, str]:
+    """Numbered mode: (leaf v4, node v4, leaf v6, node v6) on the leaf-node link."""
+    return (
+        f"10.{leaf}.{node}.0",
+        f"10.{leaf}.{node}.1",
+        f"fd10:{leaf}:{node}::",
+        f"fd10:{leaf}:{node}::1",
+    )
+
+
+def node_config(index: int, runtime: Path, mode: str = "hybrid") -> dict[str, Any]:
+    bgp: dict[str, Any] = {"asn": 65001, "routerId": f"192.0.2.{index}"}
+    if mode == "hybrid":
+        bgp["interfaces"] = ["eth*"]
+    else:
+        bgp["peers"] = []
+        for leaf in (1, 2):
+            leaf_v4, node_v4, leaf_v6, node_v6 = numbered_addresses(leaf, index)
+            bgp["peers"] += [
+                {"address": leaf_v4, "asn": 65100 + leaf, "localAddress": node_v4},
+                {"address": leaf_v6, "asn": 65100 + leaf, "localAddress": node_v6},
+            ]
     return {
-        "mode": "hybrid",
+        "mode": mode,
         "nodeName": f"node{index}",
         "runtimeDir": str(runtime),
-        "bgp": {"asn": 65001, "routerId": f"192.0.2.{index}", "interfaces": ["eth*"]},
+        "bgp": bgp,
         "services": {
             "advertise": {
                 "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.51.100.0/24"]},
@@ -92,12 +114,17 @@ def node_config(index: int, runtime: Path) -> dict[str, Any]:
     }
 
 
-def build(lab: Lab) -> Fabric:
+def build(lab: Lab, mode: str = "hybrid") -> Fabric:
     """Namespaces, links, addresses and FRR on the switches (no cosmolet yet)."""
     spine_ns = lab.namespace("spine")
     client = lab.namespace("client")
     leaves = [lab.namespace("leaf1"), lab.namespace("leaf2")]
     nodes = [lab.namespace("node1"), lab.namespace("node2")]
+    for ns in (spine_ns, client, *leaves, *nodes):
+        # As a node's network configuration would: a link that goes down keeps its addresses
+        # (the kernel's default flushes IPv6 ones, and a numbered session could never return).
+        for scope in ("all", "default"):
+            ns.run("sysctl", "-qw", f"net.ipv6.conf.{scope}.keep_addr_on_down=1")
     for leaf_index, leaf in enumerate(leaves, 1):
         lab.link(spine_ns, f"eth{leaf_index}", leaf, "eth3")
         for node_index, node in enumerate(nodes, 1):
@@ -112,19 +139,29 @@ def build(lab: Lab) -> Fabric:
     for ns in (spine_ns, *leaves):
         ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
         ns.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    fabric = Fabric(lab, spine_ns, leaves, nodes, client)
+    fabric = Fabric(lab, spine_ns, leaves, nodes, client, mode=mode)
     fabric.routers["spine"] = lab.frr(
         spine_ns, spine("spine", 65000, "10.255.0.100", ["eth1", "eth2"])
     )
     for index, leaf in enumerate(leaves, 1):
+        downlinks: list[Neighbor] = []
+        if mode == "numbered":
+            for node_index, node in enumerate(nodes, 1):
+                leaf_v4, node_v4, leaf_v6, node_v6 = numbered_addresses(index, node_index)
+                leaf.ip("addr", "add", f"{leaf_v4}/31", "dev", f"eth{node_index}")
+                leaf.ip("addr", "add", f"{leaf_v6}/127", "dev", f"eth{node_index}", "nodad")
+                node.ip("addr", "add", f"{node_v4}/31", "dev", f"eth{index}")
+                node.ip("addr", "add", f"{node_v6}/127", "dev", f"eth{index}", "nodad")
+                downlinks += [Neighbor(node_v4, 65001), Neighbor(node_v6, 65001)]
         fabric.routers[f"leaf{index}"] = lab.frr(
             leaf,
             unnumbered_leaf(
                 f"leaf{index}",
                 65100 + index,
                 f"10.255.0.{index}",
-                ["eth1", "eth2", "eth3"],
+                ["eth3"] if mode == "numbered" else ["eth1", "eth2", "eth3"],
                 kernel_nexthops=False,
+                numbered=downlinks,
             ),
         )
     for node in nodes:
@@ -134,26 +171,39 @@ def build(lab: Lab) -> Fabric:
 
 
 def start_nodes(fabric: Fabric, kubeconfig: Path) -> None:
-    """zebra (router advertisements) and cosmolet on each node, then their return routes."""
+    """cosmolet on each node (hybrid: with zebra for router advertisements), then the nodes'
+    return routes to the client, ECMP over both leaves."""
     lab = fabric.lab
     for index, node in enumerate(fabric.nodes, 1):
-        config = node_config(index, lab.workdir / f"node{index}" / "run")
-        zebra = frr_config.render(validate(config), ["eth1", "eth2"])
-        fabric.routers[f"node{index}-zebra"] = lab.frr(node, zebra, daemons=("zebra",))
+        config = node_config(index, lab.workdir / f"node{index}" / "run", fabric.mode)
+        if fabric.mode == "hybrid":
+            zebra = frr_config.render(validate(config), ["eth1", "eth2"])
+            fabric.routers[f"node{index}-zebra"] = lab.frr(node, zebra, daemons=("zebra",))
         agent = Cosmolet(node, lab.workdir / f"node{index}", config, kubeconfig)
         fabric.agents.append(agent.start())
-    # Replies to the client leave each node over both leaves (ECMP via their link-locals).
     for node in fabric.nodes:
-        wait_for(partial(_has_router, node), 20, what=f"{node.name} sees the leaves")
-        hops = [
-            ("eth1", _link_local(fabric.leaves[0], f"eth{_index(fabric, node)}")),
-            ("eth2", _link_local(fabric.leaves[1], f"eth{_index(fabric, node)}")),
-        ]
-        for prefix, family in (("10.2.0.0/24", "inet6"), ("fd02::/64", None)):
-            args = ["-6"] if family is None else []
-            route = [*args, "route", "add", prefix]
-            for dev, ll in hops:
-                route += ["nexthop", "via", *(["inet6"] if family else []), ll, "dev", dev]
+        index = _index(fabric, node)
+        if fabric.mode == "hybrid":
+            wait_for(partial(_has_router, node), 20, what=f"{node.name} sees the leaves")
+            v4 = [
+                ("eth1", "inet6", _link_local(fabric.leaves[0], f"eth{index}")),
+                ("eth2", "inet6", _link_local(fabric.leaves[1], f"eth{index}")),
+            ]
+            v6 = [(dev, "", address) for dev, _, address in v4]
+        else:
+            v4 = [(f"eth{leaf}", "", numbered_addresses(leaf, index)[0]) for leaf in (1, 2)]
+            v6 = [(f"eth{leaf}", "", numbered_addresses(leaf, index)[2]) for leaf in (1, 2)]
+        for prefix, hops, family in (("10.2.0.0/24", v4, []), ("fd02::/64", v6, ["-6"])):
+            route = [*family, "route", "add", prefix]
+            for dev, via_family, address in hops:
+                route += [
+                    "nexthop",
+                    "via",
+                    *([via_family] if via_family else []),
+                    address,
+                    "dev",
+                    dev,
+                ]
             node.ip(*route)
 
 
@@ -167,10 +217,10 @@ def _has_router(node: Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def running(api_state: Path | None = None) -> Iterator[Fabric]:
+def running(mode: str = "hybrid") -> Iterator[Fabric]:
     """The whole fabric, API server included, torn down on exit (and on failure)."""
     with Lab() as lab:
-        fabric = build(lab)
+        fabric = build(lab, mode)
         store = apiserver.Store()
         with apiserver.serving(netns=[n.name for n in fabric.nodes], store=store) as (_, port):
             kubeconfig = lab.workdir / "kubeconfig"

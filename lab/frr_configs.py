@@ -64,9 +64,11 @@ def unnumbered_leaf(
     fabric: Sequence[str],
     bfd: bool = False,
     kernel_nexthops: bool = True,
+    numbered: Sequence[Neighbor] = (),
 ) -> str:
     """A leaf peering BGP unnumbered on ``fabric`` interfaces (``neighbor X interface``), as
-    Cumulus/SONiC/FRR fabrics do, with RAs every 3 s and datacenter timers.
+    Cumulus/SONiC/FRR fabrics do, with RAs every 3 s and datacenter timers; ``numbered``
+    neighbors (nodes in numbered mode) besides.
 
     ``kernel_nexthops=False`` (``no zebra nexthop kernel enable``): with kernel nexthop objects,
     FRR 8.4's zebra kept an ECMP route's group at one member after a link flap (its RIB had both
@@ -98,12 +100,16 @@ def unnumbered_leaf(
     if bfd:
         lines.append(" neighbor fabric bfd")
     lines += [f" neighbor {interface} interface peer-group fabric" for interface in fabric]
-    for family in ("ipv4", "ipv6"):
+    for neighbor in numbered:
         lines += [
-            f" address-family {family} unicast",
-            "  neighbor fabric activate",
-            " exit-address-family",
+            f" neighbor {neighbor.address} remote-as {neighbor.remote_as}",
+            f" neighbor {neighbor.address} timers 3 9",
+            f" neighbor {neighbor.address} timers connect 1",
         ]
+    for family in ("ipv4", "ipv6"):
+        lines += [f" address-family {family} unicast", "  neighbor fabric activate"]
+        lines += [f"  neighbor {n.address} activate" for n in numbered if n.family == family]
+        lines.append(" exit-address-family")
     lines.append("!")
     return "\n".join(lines) + "\n"
 

@@ -28,11 +28,16 @@ def _our_processes(marker: str) -> list[int]:
     return found
 
 
-def test_make_demo_passes_and_cleans_up() -> None:
+@pytest.mark.parametrize("mode", [[], ["--numbered"]], ids=["hybrid", "numbered"])
+def test_make_demo_passes_and_cleans_up(mode: list[str]) -> None:
     before = set(leftovers())
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "lab.demo"], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "lab.demo", *mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "every check passed" in result.stdout
