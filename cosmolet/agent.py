@@ -194,6 +194,11 @@ class Agent:
             return False, "the first plan has not been sent to ExaBGP yet"
         if self.draining:
             return False, "draining: every route withdrawn"
+        api = self.api_health()
+        if api is not None and not api.connected and api.lost_for_s > 0:
+            # Still ready: the routes stay advertised (the data plane does not depend on the
+            # control plane); the body says why nothing new can arrive.
+            return True, f"ok; API server unreachable for {api.lost_for_s:.0f} s, keeping routes"
         return True, "ok"
 
     def healthy(self) -> tuple[bool, str]:

@@ -125,6 +125,12 @@ class PlanBuilder:
         for key, info in fresh.items():
             self._set_slice_info(key, info)
 
+    def recompute_all(self) -> None:
+        """Re-evaluate every Service from the cache: the periodic safety net. Only a decision
+        that differs changes a route, so a correct state produces an empty delta."""
+        for key in list(self.services):
+            self._refresh(key)
+
     def set_withdraw_all(self, reason: Skip | None) -> None:
         if reason != self.withdraw_all_reason:
             self.withdraw_all_reason = reason

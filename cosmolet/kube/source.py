@@ -159,7 +159,12 @@ class KubeSource:
             ).start()
         limit = self.config.kubernetes.withdraw_after_api_loss_seconds
         withdrawn = False
+        last_full = time.monotonic()
         while not stop.wait(0.2):
+            if time.monotonic() - last_full >= self.config.loop_interval_seconds:
+                last_full = time.monotonic()
+                with state.update() as builder:
+                    builder.recompute_all()
             health = self.health()
             if health.synced and not state.readiness.synced:
                 log.info("initial list complete: routes may now be advertised")

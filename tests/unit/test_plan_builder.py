@@ -103,3 +103,14 @@ def test_max_routes_and_withdraw_all() -> None:
     assert builder.take_delta() == {"10.96.0.2/32": None}
     builder.set_withdraw_all(None)
     assert set(builder.take_delta()) == {"10.96.0.2/32"}
+
+
+def test_recompute_all_of_a_correct_state_changes_nothing() -> None:
+    builder = PlanBuilder(CONFIG, "node1")
+    for index in range(5):
+        raw = service(f"s{index}", cluster_ips=(f"10.96.0.{index + 1}",))
+        builder.set_service(f"default/s{index}", _record(raw))
+        builder.set_slice(f"default/s{index}-abcde", _record(slice_(f"s{index}")))
+    assert len(builder.take_delta()) == 5
+    builder.recompute_all()
+    assert builder.take_delta() == {}
