@@ -69,14 +69,6 @@ class Fabric:
         return " 0% packet loss" in out
 
 
-def _link_local(ns: Namespace, interface: str) -> str:
-    for address in ns.ip_json("-6", "addr", "show", "dev", interface, "scope", "link"):
-        for info in address.get("addr_info", []):
-            if info.get("family") == "inet6" and "tentative" not in info:
-                return str(info["local"])
-    raise LookupError(f"no link-local address on {ns.name} {interface}")
-
-
 def numbered_addresses(leaf: int, node: int) -> tuple[str, str, str, str]:
     """Numbered mode: (leaf v4, node v4, leaf v6, node v6) on the leaf-node link."""
     return (
@@ -186,8 +178,8 @@ def start_nodes(fabric: Fabric, kubeconfig: Path) -> None:
         if fabric.mode == "hybrid":
             wait_for(partial(_has_router, node), 20, what=f"{node.name} sees the leaves")
             v4 = [
-                ("eth1", "inet6", _link_local(fabric.leaves[0], f"eth{index}")),
-                ("eth2", "inet6", _link_local(fabric.leaves[1], f"eth{index}")),
+                ("eth1", "inet6", fabric.leaves[0].link_local(f"eth{index}")),
+                ("eth2", "inet6", fabric.leaves[1].link_local(f"eth{index}")),
             ]
             v6 = [(dev, "", address) for dev, _, address in v4]
         else:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,6 +97,14 @@ class Namespace:
     def up(self, *interfaces: str) -> None:
         for interface in ("lo", *interfaces):
             self.ip("link", "set", "dev", interface, "up")
+
+    def link_local(self, interface: str) -> str:
+        """This namespace's IPv6 link-local address on ``interface`` (once DAD is done)."""
+        for address in self.ip_json("-6", "addr", "show", "dev", interface, "scope", "link"):
+            for info in address.get("addr_info", []):
+                if info.get("family") == "inet6" and "tentative" not in info:
+                    return str(info["local"])
+        raise LookupError(f"no link-local address on {self.name} {interface}")
 
     def routes(self, family: int = 4) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.ip_json(f"-{family}", "route", "show")
@@ -267,15 +275,6 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def lab() -> Iterator[Lab]:
-    instance = Lab()
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def leftovers() -> list[str]:

@@ -30,13 +30,6 @@ class HybridFabric:
     routers: list[FrrRouter]
     hosts: list[Namespace]
 
-    def link_local(self, ns: Namespace, interface: str) -> str:
-        for address in ns.ip_json("-6", "addr", "show", "dev", interface, "scope", "link"):
-            for info in address.get("addr_info", []):
-                if info.get("family") == "inet6" and "tentative" not in info:
-                    return str(info["local"])
-        raise LookupError(f"no link-local on {ns.name} {interface}")
-
     def fib_next_hop(self, leaf: int, prefix: str, family: int = 4) -> str | None:
         routes = self.leaves[leaf].ip_json(f"-{family}", "route", "show", prefix)
         for route in routes:
@@ -122,7 +115,7 @@ def test_unnumbered_sessions_routes_and_pings(hybrid: HybridFabric) -> None:
     node = start_node(hybrid)
     for index in (0, 1):
         wait_for(partial(established, hybrid.routers[index]), 60, what=f"leaf{index + 1} session")
-        node_ll = hybrid.link_local(hybrid.node, f"eth{index + 1}")
+        node_ll = hybrid.node.link_local(f"eth{index + 1}")
         # RFC 8950: the IPv4 service route via the node's link-local on *that* link.
         wait_for(
             partial(hybrid.via, index, SERVICE_V4, node_ll),
@@ -137,7 +130,7 @@ def test_unnumbered_sessions_routes_and_pings(hybrid: HybridFabric) -> None:
 
     # Return path for the pings: the hosts' subnets via each leaf's link-local.
     for index in (0, 1):
-        leaf_ll = hybrid.link_local(hybrid.leaves[index], "eth1")
+        leaf_ll = hybrid.leaves[index].link_local("eth1")
         hybrid.node.ip(
             "route",
             "add",
@@ -185,7 +178,7 @@ def test_link_down_and_up_and_a_changed_link_local(hybrid: HybridFabric) -> None
     )
 
     # The node's link-local on eth2 changes: a new session, with the new next hop.
-    old = hybrid.link_local(hybrid.node, "eth2")
+    old = hybrid.node.link_local("eth2")
     hybrid.node.ip("-6", "addr", "del", f"{old}/64", "dev", "eth2")
     hybrid.node.ip("-6", "addr", "add", "fe80::c05:1e7/64", "dev", "eth2", "nodad")
     wait_for(
