@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from cosmolet import exabgp_api, exabgp_config, http_api, logs
+from cosmolet import bfd, exabgp_api, exabgp_config, http_api, logs
 from cosmolet.config import Config, Mode
 from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
 from cosmolet.journal import Journal
@@ -117,6 +117,7 @@ class Agent:
         self._unlogged = 0
         self.recorder: EventRecorder | None = None
         self.links: frozenset[Link] | None = None
+        self.bfd: bfd.BfdSync | None = None
         self.agent_command = [sys.executable, "-m", "cosmolet", *sys.argv[1:]]
         self.metrics = Metrics()
         self.metrics.registry.register(StateCollector(self))
@@ -277,6 +278,8 @@ class Agent:
             exabgp_config.link_sessions(self.config, links),
             SessionState.UNKNOWN if first else SessionState.DOWN,
         )
+        if self.bfd is not None:
+            self.bfd.update(links)
         if first and self.first_sent:
             self.apply(self.speaker.update_routes({}), "neighbors")
 
@@ -422,6 +425,9 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         target=run_source, args=(source, agent, stop), daemon=True, name="source"
     )
     agent.source_thread.start()
+    if config.mode is Mode.HYBRID and config.bgp.bfd.enabled:
+        agent.bfd = bfd.BfdSync(config)
+        threading.Thread(target=agent.bfd.run, args=(stop,), daemon=True, name="bfd").start()
     if config.mode is Mode.HYBRID:
         watcher = NeighborWatcher(
             config.bgp.interfaces,

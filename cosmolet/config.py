@@ -117,6 +117,8 @@ class Bfd(_Model):
     min_rx_ms: int = Field(default=300, ge=10, le=60000)
     min_tx_ms: int = Field(default=300, ge=10, le=60000)
     multiplier: int = Field(default=3, ge=2, le=255)
+    #: where the FRR sidecar's vtysh sockets are (shared with the cosmolet container)
+    vtysh_socket_dir: Path = Path("/var/run/frr")
 
 
 class Bgp(_Model):

@@ -79,6 +79,16 @@ def unnumbered_leaf(
     if not kernel_nexthops:
         lines.append("no zebra nexthop kernel enable")
     lines.append("!")
+    if bfd:  # the fabric's BFD timers: 100 ms x 3
+        lines += [
+            "bfd",
+            " profile fabric",
+            "  receive-interval 100",
+            "  transmit-interval 100",
+            "  detect-multiplier 3",
+            " !",
+            "!",
+        ]
     for interface in fabric:
         lines += [
             f"interface {interface}",
@@ -98,7 +108,7 @@ def unnumbered_leaf(
         " neighbor fabric timers connect 1",
     ]
     if bfd:
-        lines.append(" neighbor fabric bfd")
+        lines.append(" neighbor fabric bfd profile fabric")
     lines += [f" neighbor {interface} interface peer-group fabric" for interface in fabric]
     for neighbor in numbered:
         lines += [

@@ -3,9 +3,12 @@ node, FRR zebra only sending router advertisements, pings through the fabric."""
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,7 +58,7 @@ class HybridFabric:
         )
 
 
-def build_hybrid(lab: Lab) -> HybridFabric:
+def build_hybrid(lab: Lab, bfd_leaves: tuple[bool, bool] = (False, False)) -> HybridFabric:
     node = lab.namespace("node1")
     leaves, routers, hosts = [], [], []
     for index in (1, 2):
@@ -71,11 +74,12 @@ def build_hybrid(lab: Lab) -> HybridFabric:
         host.ip("addr", "add", f"fd01:{index}::2/64", "dev", "eth1", "nodad")
         host.ip("route", "add", "default", "via", f"10.1.{index}.1")
         host.ip("-6", "route", "add", "default", "via", f"fd01:{index}::1")
-        routers.append(
-            lab.frr(
-                leaf, unnumbered_leaf(f"leaf{index}", 65100 + index, f"10.255.0.{index}", ["eth1"])
-            )
+        bfd = bfd_leaves[index - 1]
+        leaf_config = unnumbered_leaf(
+            f"leaf{index}", 65100 + index, f"10.255.0.{index}", ["eth1"], bfd=bfd
         )
+        daemons = ("zebra", "bgpd", "bfdd") if bfd else ("zebra", "bgpd")
+        routers.append(lab.frr(leaf, leaf_config, daemons=daemons))
         leaves.append(leaf)
         hosts.append(host)
     # The node holds its service IPs itself, standing in for the CNI.
@@ -186,3 +190,56 @@ def test_link_down_and_up_and_a_changed_link_local(hybrid: HybridFabric) -> None
         40,
         what="leaf2 route via the new link-local",
     )
+
+
+def test_bfd_detects_a_silent_node_in_under_a_second(lab: Lab) -> None:
+    """leaf1 runs BFD with the node, leaf2 does not. The node falls silent (ExaBGP and bfdd
+    frozen with SIGSTOP): leaf1 drops its routes within a second, leaf2 at the hold time."""
+    fabric = build_hybrid(lab, bfd_leaves=(True, False))
+    config = hybrid_config(lab)
+    node_dir = lab.workdir / fabric.node.name
+    config["bgp"]["bfd"] = {
+        "enabled": True,
+        "minRxMs": 100,
+        "minTxMs": 100,
+        "multiplier": 3,
+        "vtyshSocketDir": str(node_dir),
+    }
+    frr = lab.frr(
+        fabric.node,
+        frr_config.render(validate(config), ["eth1", "eth2"]),
+        daemons=("zebra", "bfdd"),
+    )
+    node = Cosmolet(fabric.node, lab.workdir / "node1-agent", config)
+    node.set_objects([service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)), slice_("web")])
+    node.start()
+    for index in (0, 1):
+        wait_for(partial(fabric.has_route, index, SERVICE_V4), 60)
+    wait_for(
+        lambda: '"status":"up"' in fabric.routers[0].vtysh("show bfd peers json").replace(" ", ""),
+        30,
+        what="leaf1's BFD session up",
+    )
+
+    exabgp = int(Path(f"/proc/{node.agent_pid()}/stat").read_text().split(") ")[1].split()[1])
+    frozen = [exabgp, frr.pids["bfdd"]]
+    started = time.monotonic()
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(partial(fabric.via, 0, SERVICE_V4, None), 5, 0.005, "leaf1 (BFD) withdraws")
+        with_bfd = time.monotonic() - started
+        wait_for(partial(fabric.via, 1, SERVICE_V4, None), 20, 0.01, "leaf2 (hold time)")
+        without_bfd = time.monotonic() - started
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    print(
+        f"\nsilent node detected: with BFD {with_bfd * 1000:.0f} ms, "
+        f"without BFD (hold time 9 s) {without_bfd:.1f} s"
+    )
+    assert with_bfd < 1.0
+    assert without_bfd > 3.0
+    # Back: both leaves relearn the route.
+    for index in (0, 1):
+        wait_for(partial(fabric.has_route, index, SERVICE_V4), 40)

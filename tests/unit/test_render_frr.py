@@ -82,3 +82,27 @@ def test_frr_accepts_the_rendering(tmp_path: Path) -> None:
         ["vtysh", "--dryrun", "-f", str(conf)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bfd_peer_commands_follow_the_links() -> None:
+    from cosmolet import bfd
+
+    config = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
+    old = Link("eth1", "fe80::a", "fe80::1")
+    new = Link("swp2", "fe80::b", "fe80::2")
+    commands = bfd.peer_commands(config, added={new}, removed={old})
+    assert commands[:6] == [
+        "configure terminal",
+        "bfd",
+        "profile cosmolet",
+        "receive-interval 300",
+        "transmit-interval 300",
+        "detect-multiplier 3",
+    ]
+    assert commands[6:] == [
+        "exit",
+        "no peer fe80::1 interface eth1 local-address fe80::a",
+        "peer fe80::2 interface swp2 local-address fe80::b",
+        "profile cosmolet",
+        "exit",
+    ]

@@ -1,0 +1,97 @@
+"""Hybrid mode with ``bgp.bfd.enabled``: keep FRR bfdd's peers equal to the discovered switches.
+
+ExaBGP has no BFD. bfdd runs beside zebra in the FRR sidecar, and the agent, which alone knows
+the switches' link-local addresses, adds and removes one ``peer`` per switch through ``vtysh``
+(from a thread of its own: a slow vtysh must not hold the reconciler). The switch's ``neighbor
+... bfd`` then drops the BGP session within ``minRxMs`` x ``multiplier`` of the node falling
+silent, instead of the hold time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterable
+
+from cosmolet import logs
+from cosmolet.config import Config
+from cosmolet.frr_config import BFD_PROFILE
+from cosmolet.neighbors import Link
+
+log = logs.get("cosmolet.bfd")
+
+
+def profile_commands(config: Config) -> list[str]:
+    bfd = config.bgp.bfd
+    return [
+        "configure terminal",
+        "bfd",
+        f"profile {BFD_PROFILE}",
+        f"receive-interval {bfd.min_rx_ms}",
+        f"transmit-interval {bfd.min_tx_ms}",
+        f"detect-multiplier {bfd.multiplier}",
+    ]
+
+
+def peer_commands(config: Config, added: Iterable[Link], removed: Iterable[Link]) -> list[str]:
+    """vtysh commands that turn bfdd's peers from ``removed`` to ``added`` (profile first)."""
+    commands = [*profile_commands(config), "exit"]
+    for link in sorted(removed):
+        commands.append(
+            f"no peer {link.peer} interface {link.interface} local-address {link.local}"
+        )
+    for link in sorted(added):
+        commands += [
+            f"peer {link.peer} interface {link.interface} local-address {link.local}",
+            f"profile {BFD_PROFILE}",
+            "exit",
+        ]
+    return commands
+
+
+def apply(config: Config, added: set[Link], removed: set[Link]) -> bool:
+    """Run the commands through vtysh; log (never raise) when it fails."""
+    if not added and not removed:
+        return True
+    args = ["vtysh", "--vty_socket", str(config.bgp.bfd.vtysh_socket_dir)]
+    for command in peer_commands(config, added, removed):
+        args += ["-c", command]
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.error("cannot configure bfdd through vtysh", error=str(error))
+        return False
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0 or "% " in output:
+        log.error("vtysh refused the BFD peers", output=output[:500], code=result.returncode)
+        return False
+    log.info("BFD peers updated", added=[x.peer for x in added], removed=[x.peer for x in removed])
+    return True
+
+
+class BfdSync:
+    """Makes bfdd's peers follow the latest set of links, from one worker thread, in order;
+    a failed attempt is retried every 5 s."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.applied: set[Link] = set()
+        self.wanted: set[Link] = set()
+        self.lock = threading.Lock()
+        self.wakeup = threading.Event()
+
+    def update(self, links: Iterable[Link]) -> None:
+        with self.lock:
+            self.wanted = set(links)
+        self.wakeup.set()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.wakeup.wait(5.0)
+            self.wakeup.clear()
+            with self.lock:
+                wanted = set(self.wanted)
+            if wanted != self.applied and apply(
+                self.config, wanted - self.applied, self.applied - wanted
+            ):
+                self.applied = wanted
