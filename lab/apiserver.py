@@ -35,6 +35,8 @@ import random
 import signal
 import socket
 import string
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -44,10 +46,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from cosmolet.selector import parse_selector
+
+if TYPE_CHECKING:
+    from lab.netns import Lab
 
 JSON = dict[str, Any]
 CLONE_NEWNET = 0x40000000
@@ -759,6 +764,43 @@ def serving(
             server.stopping.set()
             server.shutdown()
             server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_host_apiserver(
+    lab: Lab, port: int, kubeconfig: Path, state: Path, netns: str
+) -> subprocess.Popen[bytes]:
+    """``python -m lab.apiserver`` on the host's loopback and inside ``netns``; stopped by PID."""
+    kubeconfig.unlink(missing_ok=True)
+    log = open(lab.workdir / "apiserver.log", "ab")  # noqa: SIM115 - closed by the process
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lab.apiserver",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--listen-netns",
+            netns,
+            "--state",
+            str(state),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lab.processes.append(server)
+    from lab.netns import wait_for
+
+    wait_for(kubeconfig.exists, 10, what="the lab API server's kubeconfig")
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:

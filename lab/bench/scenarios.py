@@ -14,7 +14,7 @@ from typing import Any
 
 from lab.bench.plan_engine import synthetic_cluster
 from lab.netns import Lab, wait_for
-from tests.integration.conftest import build_numbered
+from lab.numbered import build_numbered
 
 
 def _say(quiet: bool, *args: Any) -> None:
@@ -196,7 +196,7 @@ def _kube_fabric(lab: Lab, services: int) -> tuple[Any, Any, Any, Any, list[dict
     healthy Services preloaded; returns once every route is in the leaf's RIB."""
     from kubernetes import client, config
 
-    from tests.integration.test_kube import free_port, start_host_apiserver
+    from lab.apiserver import free_port, start_host_apiserver
 
     fabric = build_numbered(lab)
     objects = _healthy_cluster(services)

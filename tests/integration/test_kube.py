@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +10,11 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from lab.apiserver import Store, serving, write_kubeconfig
+from lab.apiserver import Store, free_port, serving, start_host_apiserver, write_kubeconfig
 from lab.netns import Lab, wait_for
+from lab.numbered import NumberedFabric, build_numbered
 from tests.factories import endpoint, service, slice_
-from tests.integration.conftest import NumberedFabric, build_numbered, sample
+from tests.integration.conftest import sample
 
 
 def strip(obj: dict[str, Any]) -> dict[str, Any]:
@@ -171,38 +169,3 @@ def test_api_server_restart_sends_no_update(lab: Lab, fabric: NumberedFabric) ->
     sample(lambda: None, 1.0, 0.1)
     assert fabric.updates_received(fabric.NODE_V4) == before
     assert set(fabric.rib()) == {"10.96.0.10/32"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_host_apiserver(
-    lab: Lab, port: int, kubeconfig: Path, state: Path, netns: str
-) -> subprocess.Popen[bytes]:
-    """``python -m lab.apiserver`` on the host's loopback and inside ``netns``; stopped by PID."""
-    kubeconfig.unlink(missing_ok=True)
-    log = open(lab.workdir / "apiserver.log", "ab")  # noqa: SIM115 - closed by the process
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lab.apiserver",
-            "--port",
-            str(port),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--listen-netns",
-            netns,
-            "--state",
-            str(state),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    lab.processes.append(server)
-    wait_for(kubeconfig.exists, 10, what="the lab API server's kubeconfig")
-    return server

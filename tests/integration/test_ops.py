@@ -8,7 +8,8 @@ import sys
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab.netns import Namespace, wait_for
-from tests.integration.conftest import NumberedFabric, sample
+from lab.numbered import NumberedFabric
+from tests.integration.conftest import sample
 from tests.integration.test_speaker_numbered import BASE
 
 FETCH = (

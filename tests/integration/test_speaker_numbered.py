@@ -7,8 +7,9 @@ import signal
 from typing import Any
 
 from lab.netns import Lab, wait_for
+from lab.numbered import NumberedFabric, build_numbered
 from tests.factories import endpoint, service, slice_
-from tests.integration.conftest import NumberedFabric, build_numbered, sample
+from tests.integration.conftest import sample
 
 
 def healthy(name: str, *ips: str, ready: bool = True, **kw: Any) -> list[dict[str, Any]]:
