@@ -415,8 +415,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         if not raw:
             return None
         try:
@@ -430,6 +429,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "BadRequest", "body is neither JSON nor YAML") from None
 
     def _dispatch(self, method: str) -> None:
+        # Read the body whatever the method (kubectl sends DeleteOptions with a DELETE): bytes
+        # left unread would be parsed as the next request on this keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         try:
             self._route(method)
         except ApiError as error:

@@ -57,7 +57,10 @@ def test_crud_and_resource_versions(api: tuple[Store, client.ApiClient]) -> None
     assert core.read_namespaced_service("web", "default").status.load_balancer.ingress[0].ip == (
         "198.51.100.1"
     )
-    core.delete_namespaced_service("web", "default")
+    # A DELETE with a body (as kubectl sends DeleteOptions), then more requests on the same
+    # keep-alive connection: the body must not be parsed as the next request.
+    core.delete_namespaced_service("web", "default", body={"propagationPolicy": "Background"})
+    assert core.list_namespaced_service("default").items == []
     with pytest.raises(client.ApiException) as missing:
         core.read_namespaced_service("web", "default")
     assert missing.value.status == 404
