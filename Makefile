@@ -52,9 +52,7 @@ lint: $(STAMP)
 # Benchmarks (root: they build fabrics in network namespaces); each prints a JSON line.
 bench: setup
 	$(PY) -m lab.bench.plan_engine --services 10000
-	$(PY) -m lab.bench coldstart --routes 10000
-	$(PY) -m lab.bench withdraw --services 10000 --samples 50
-	$(PY) -m lab.bench footprint --services 10000
+	$(PY) -m lab.bench all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

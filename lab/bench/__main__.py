@@ -9,9 +9,26 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from lab.bench import scenarios
+
+
+def run_all(path: Path) -> int:
+    """``make bench``: every scenario at its defaults, a table, and ``bench-results.json``."""
+    results = {
+        "coldstart": scenarios.coldstart(10_000),
+        "withdraw": scenarios.kube_withdraw(10_000, 50),
+        "footprint": scenarios.footprint(10_000),
+    }
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{'scenario':<12} result")
+    for name, result in results.items():
+        if result is not None:
+            print(f"{name:<12} " + ", ".join(f"{k}={v}" for k, v in result.items()))
+    print(f"\nwritten to {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     kube.add_argument("--samples", type=int, default=50)
     foot = sub.add_parser("footprint", help="agent and ExaBGP RSS and idle CPU")
     foot.add_argument("--services", type=int, default=10_000)
+    sub.add_parser("all", help="every scenario, a table, and bench-results.json")
     for command in (cold, withdraw, kube, foot):
         command.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result: dict[str, Any]
+    if args.scenario == "all":
+        return run_all(Path("bench-results.json"))
     if args.scenario == "coldstart":
         result = scenarios.coldstart(args.routes, quiet=args.json)
     elif args.scenario == "withdraw":

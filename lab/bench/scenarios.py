@@ -46,8 +46,37 @@ def _healthy_cluster(services: int) -> list[dict[str, Any]]:
     return objects
 
 
-def coldstart(routes: int, quiet: bool = False) -> dict[str, Any]:
-    """From ``cosmolet start`` to N routes in the FRR peer's RIB (one IPv4 session)."""
+def coldstart(routes: int, quiet: bool = False, naive_sample: int = 500) -> dict[str, Any]:
+    """From start to N routes in the FRR peer's RIB, three ways, in one run:
+
+    - cosmolet: ``cosmolet start`` (ExaBGP + agent) with N healthy Services already there;
+    - the floor: an FRR bgpd originating the same N /32s from its startup configuration;
+    - the naive way: one ``vtysh`` process per route adding a ``network`` statement (what a
+      tool configuring FRR per Service does), timed on ``naive_sample`` routes and extrapolated.
+      It leaves out the ``write memory`` such tools add per change (that would write the
+      host's /etc/frr), so it is a lower bound of their cost.
+    """
+    cosmolet_s, up = _coldstart_cosmolet(routes)
+    _say(quiet, f"coldstart cosmolet: session up {up:.2f}s, {routes} routes in {cosmolet_s:.2f}s")
+    floor_s, naive_per_route = _coldstart_frr(routes, naive_sample)
+    naive_s = naive_per_route * routes
+    _say(
+        quiet,
+        f"coldstart floor (FRR originating): {floor_s:.2f}s; naive (vtysh per route): "
+        f"{naive_per_route * 1000:.1f} ms/route -> {naive_s:.0f}s for {routes}",
+    )
+    return {
+        "routes": routes,
+        "cosmolet_s": round(cosmolet_s, 2),
+        "floor_s": round(floor_s, 2),
+        "naive_s": round(naive_s, 1),
+        "ratio_to_floor": round(cosmolet_s / floor_s, 2),
+        "speedup_vs_naive": round(naive_s / cosmolet_s, 1),
+        "session_up_s": round(up, 2),
+    }
+
+
+def _coldstart_cosmolet(routes: int) -> tuple[float, float]:
     with Lab() as lab:
         fabric = build_numbered(lab)
         node = fabric.cosmolet(logging={"level": "warning", "format": "json"})
@@ -59,9 +88,45 @@ def coldstart(routes: int, quiet: bool = False) -> dict[str, Any]:
         wait_for(lambda: fabric.established(fabric.NODE_V4), 60, 0.01)
         up = time.monotonic() - started
         wait_for(lambda: _received(fabric, fabric.NODE_V4) >= routes, 600, 0.05)
-        total = time.monotonic() - started
-        _say(quiet, f"coldstart: session up {up:.2f}s, {routes} routes in RIB after {total:.2f}s")
-        return {"routes": routes, "cosmolet_s": round(total, 2), "session_up_s": round(up, 2)}
+        return time.monotonic() - started, up
+
+
+def _coldstart_frr(routes: int, naive_sample: int) -> tuple[float, float]:
+    """(seconds for an FRR sender to deliver N originated routes, seconds per naive route)."""
+    with Lab() as lab:
+        fabric = build_numbered(lab)
+        lines = [
+            "frr defaults datacenter",
+            "hostname origin",
+            "router bgp 65001",
+            " bgp router-id 10.0.1.1",
+            " no bgp ebgp-requires-policy",
+            " no bgp default ipv4-unicast",
+            " no bgp network import-check",
+            f" neighbor {fabric.LEAF_V4} remote-as 65101",
+            f" neighbor {fabric.LEAF_V4} timers 3 9",
+            " address-family ipv4 unicast",
+            f"  neighbor {fabric.LEAF_V4} activate",
+        ]
+        lines += [
+            f"  network 10.{96 + i // 65536}.{i // 256 % 256}.{i % 256}/32" for i in range(routes)
+        ]
+        lines.append(" exit-address-family")
+        started = time.monotonic()
+        origin = lab.frr(fabric.node, "\n".join(lines) + "\n")
+        wait_for(lambda: _received(fabric, fabric.NODE_V4) >= routes, 600, 0.05)
+        floor = time.monotonic() - started
+
+        started = time.monotonic()
+        for index in range(naive_sample):
+            origin.vtysh(
+                "configure terminal",
+                "router bgp 65001",
+                "address-family ipv4 unicast",
+                f"network 10.200.{index // 256}.{index % 256}/32",
+            )
+        wait_for(lambda: _received(fabric, fabric.NODE_V4) >= routes + naive_sample, 120, 0.05)
+        return floor, (time.monotonic() - started) / naive_sample
 
 
 def withdraw_file(services: int, samples: int, quiet: bool = False) -> dict[str, Any]:
