@@ -254,10 +254,6 @@ def environment(log_level: str = "INFO") -> dict[str, str]:
     }
 
 
-def families_of(config: Config) -> set[Family]:
-    return {family for peer in config.bgp.peers for family in peer.address_families}
-
-
 def write_private(path: Path, text: str) -> None:
     """Write atomically with mode 0600 (the rendered config may hold passwords)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ Peer sessions move through three states:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -198,9 +198,6 @@ class Speaker:
 
     # --- views --------------------------------------------------------------------------------
 
-    def advertised(self, peer: str) -> dict[str, Attributes]:
-        return dict(self.peers[peer].advertised)
-
     def peers_of(self, prefix: str) -> list[str]:
         return [name for name, rib in self.peers.items() if prefix in rib.advertised]
 
@@ -268,8 +265,3 @@ def _differing(old: dict[str, Route], new: dict[str, Route]) -> list[str]:
 
 def _family_of(prefix: str) -> str:
     return "ipv6" if ":" in prefix else "ipv4"
-
-
-def sessions_summary(speaker: Speaker) -> Sequence[tuple[str, str, int]]:
-    """(peer, state, routes advertised) for logs and status."""
-    return [(name, str(rib.state), len(rib.advertised)) for name, rib in speaker.peers.items()]

@@ -20,6 +20,7 @@ from kubernetes import client, config
 
 from lab import fabric as lab_fabric
 from lab.fabric import Fabric
+from lab.kube_client import put_endpoints
 from lab.netns import wait_for
 
 V4, DUAL4, DUAL6, LB, FORBIDDEN = (
@@ -94,24 +95,7 @@ class Demo:
             {"addresses": [f"10.244.{i}.5"], "nodeName": node, "conditions": {"ready": ready}}
             for i, node in enumerate(ready_on, 1)
         ]
-        try:
-            self.discovery.patch_namespaced_endpoint_slice(
-                f"{name}-1", "default", {"endpoints": endpoints}
-            )
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-            self.discovery.create_namespaced_endpoint_slice(
-                "default",
-                {
-                    "metadata": {
-                        "name": f"{name}-1",
-                        "labels": {"kubernetes.io/service-name": name},
-                    },
-                    "addressType": "IPv4",
-                    "endpoints": endpoints,
-                },
-            )
+        put_endpoints(self.discovery, name, endpoints, f"{name}-1")
 
     # --- the story ----------------------------------------------------------------------------
 

@@ -11,14 +11,11 @@ import pytest
 from kubernetes import client, config
 
 from lab.apiserver import Store, free_port, serving, start_host_apiserver, write_kubeconfig
+from lab.kube_client import put_endpoints, request_body
 from lab.netns import Lab, wait_for
 from lab.numbered import NumberedFabric, build_numbered
 from tests.factories import endpoint, service, slice_
 from tests.integration.conftest import sample
-
-
-def strip(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
 
 
 @dataclass
@@ -30,19 +27,10 @@ class Cluster:
     discovery: client.DiscoveryV1Api
 
     def service(self, obj: dict[str, Any]) -> None:
-        self.core.create_namespaced_service(obj["metadata"]["namespace"], strip(obj))
+        self.core.create_namespaced_service(obj["metadata"]["namespace"], request_body(obj))
 
     def endpoints(self, name: str, endpoints: list[dict[str, Any]]) -> None:
-        try:
-            self.discovery.patch_namespaced_endpoint_slice(
-                f"{name}-abcde", "default", {"endpoints": endpoints}
-            )
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-            self.discovery.create_namespaced_endpoint_slice(
-                "default", strip(slice_(name, endpoints))
-            )
+        put_endpoints(self.discovery, name, endpoints, f"{name}-abcde")
 
 
 @pytest.fixture
@@ -150,8 +138,8 @@ def test_api_server_restart_sends_no_update(lab: Lab, fabric: NumberedFabric) ->
     api = config.new_client_from_config(config_file=str(kubeconfig))
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
     node = fabric.cosmolet(kubeconfig=kubeconfig).start()
-    core.create_namespaced_service("default", strip(service("web")))
-    discovery.create_namespaced_endpoint_slice("default", strip(slice_("web")))
+    core.create_namespaced_service("default", request_body(service("web")))
+    discovery.create_namespaced_endpoint_slice("default", request_body(slice_("web")))
     fabric.wait_rib({"10.96.0.10/32"})
     sample(lambda: None, 1.0, 0.1)
     before = fabric.updates_received(fabric.NODE_V4)

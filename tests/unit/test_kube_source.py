@@ -17,6 +17,7 @@ from cosmolet.kube.source import KubeSource
 from cosmolet.plan_builder import ClusterState, PlanBuilder
 from cosmolet.routes import Route
 from lab.apiserver import BY_PATH, Store, serving, write_kubeconfig
+from lab.kube_client import request_body
 from lab.netns import wait_for
 from tests.factories import config_dict, endpoint, service, slice_
 
@@ -69,10 +70,6 @@ def running(cfg: Config, tmp_path: Path, store: Store | None = None) -> Iterator
             harness.thread.join(5)
 
 
-def strip(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
-
-
 @pytest.fixture
 def cfg() -> Config:
     return validate(config_dict())
@@ -81,8 +78,8 @@ def cfg() -> Config:
 def test_events_reach_the_state(cfg: Config, tmp_path: Path) -> None:
     with running(cfg, tmp_path) as (h, core, disco, _, _):
         wait_for(lambda: h.state.readiness.synced, 10, what="initial sync")
-        core.create_namespaced_service("default", strip(service("web")))
-        disco.create_namespaced_endpoint_slice("default", strip(slice_("web")))
+        core.create_namespaced_service("default", request_body(service("web")))
+        disco.create_namespaced_endpoint_slice("default", request_body(slice_("web")))
         wait_for(lambda: h.prefixes() == {"10.96.0.10/32"}, 5)
         disco.patch_namespaced_endpoint_slice(
             "web-abcde", "default", {"endpoints": [endpoint(ready=False)]}
@@ -98,7 +95,7 @@ def test_events_reach_the_state(cfg: Config, tmp_path: Path) -> None:
 
 def test_nothing_is_published_before_every_list_is_done(cfg: Config, tmp_path: Path) -> None:
     store = Store()
-    store.create(SERVICES, "default", strip(service("web")))
+    store.create(SERVICES, "default", request_body(service("web")))
     with running(cfg, tmp_path, store) as (h, _, _, _, _):
         wait_for(lambda: h.state.readiness.synced, 10)
         # The first signal comes only after the sync, with the whole state in one delta.
@@ -110,9 +107,9 @@ def test_410_relist_and_dropped_watches_change_nothing(cfg: Config, tmp_path: Pa
     with running(cfg, tmp_path) as (h, core, disco, store, _):
         for index in range(20):
             core.create_namespaced_service(
-                "default", strip(service(f"s{index}", cluster_ips=(f"10.96.0.{index + 1}",)))
+                "default", request_body(service(f"s{index}", cluster_ips=(f"10.96.0.{index + 1}",)))
             )
-            disco.create_namespaced_endpoint_slice("default", strip(slice_(f"s{index}")))
+            disco.create_namespaced_endpoint_slice("default", request_body(slice_(f"s{index}")))
         wait_for(lambda: len(h.prefixes()) == 20, 10)
         deltas_before = len(h.deltas)
 
@@ -136,8 +133,8 @@ def test_malformed_objects_are_reported_not_fatal(cfg: Config, tmp_path: Path) -
         store.create(
             SERVICES, "default", {"metadata": {"name": "bad"}, "spec": {"clusterIPs": "10.96.0.9"}}
         )
-        core.create_namespaced_service("default", strip(service("web")))
-        disco.create_namespaced_endpoint_slice("default", strip(slice_("web")))
+        core.create_namespaced_service("default", request_body(service("web")))
+        disco.create_namespaced_endpoint_slice("default", request_body(slice_("web")))
         wait_for(lambda: h.prefixes() == {"10.96.0.10/32"}, 5)
         skipped = {s.service: s.code for s in h.state.plan().skipped}
         assert skipped == {"default/bad": "malformed"}
@@ -156,8 +153,10 @@ def test_api_loss_keeps_routes_unless_configured(tmp_path: Path, limit: float | 
         api = config.new_client_from_config(config_file=str(kubeconfig))
         h = Harness(cfg, kubeconfig)
         h.thread.start()
-        client.CoreV1Api(api).create_namespaced_service("default", strip(service("web")))
-        client.DiscoveryV1Api(api).create_namespaced_endpoint_slice("default", strip(slice_("web")))
+        client.CoreV1Api(api).create_namespaced_service("default", request_body(service("web")))
+        client.DiscoveryV1Api(api).create_namespaced_endpoint_slice(
+            "default", request_body(slice_("web"))
+        )
         wait_for(lambda: h.prefixes() == {"10.96.0.10/32"}, 10)
     try:
         # The API server is gone.
