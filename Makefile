@@ -41,7 +41,7 @@ lab-down: $(STAMP)
 test: setup
 	$(PY) -m pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) $(VENV)/bin/kubectl
 	$(PY) -m pytest -q tests/unit
 
 lint: $(STAMP)
