@@ -188,7 +188,9 @@ def test_hybrid_runs_zebra_and_bfdd_never_bgpd() -> None:
     documents = template("-f", str(CHART / "ci/hybrid-values.yaml"))
     (configmap,) = by_kind(documents, "ConfigMap")
     daemons = dict(
-        line.split("=", 1) for line in configmap["data"]["frr-daemons"].splitlines() if line
+        line.split("=", 1)
+        for line in configmap["data"]["frr-daemons"].splitlines()
+        if line and not line.startswith("#")
     )
     assert daemons["bgpd"] == "no"
     assert daemons["bfdd"] == "yes"
