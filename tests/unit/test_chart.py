@@ -257,3 +257,15 @@ def test_the_frrvty_group_matches_the_image() -> None:
     assert "groupadd --system --gid 10003 frrvty" in dockerfile
     spec = daemonset(template("-f", str(CHART / "ci/hybrid-values.yaml")))["spec"]["template"]
     assert spec["spec"]["securityContext"]["supplementalGroups"] == [10003]
+
+
+def test_the_announcements_set_flags_render() -> None:
+    """`helm upgrade ... --set config.services.namespaces='{production,staging}' --set
+    config.bgp.asn=65001`, from the announcement."""
+    documents = template(
+        "--set", "config.services.namespaces={production,staging}", "--set", "config.bgp.asn=65001"
+    )
+    (configmap,) = by_kind(documents, "ConfigMap")
+    config = yaml.safe_load(configmap["data"]["config.yaml"])
+    assert config["services"]["namespaces"] == ["production", "staging"]
+    assert config["bgp"]["asn"] == 65001
