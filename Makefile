@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo lab-up lab-down test unit integration lint bench clean
+.PHONY: setup system-deps demo lab-up lab-down test unit integration lint bench soak clean
 
 # Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
 system-deps:
@@ -53,6 +53,12 @@ lint: $(STAMP)
 bench: setup
 	$(PY) -m lab.bench.plan_engine --services 10000
 	$(PY) -m lab.bench all
+
+# Soak (not in CI): 10,000 Services with continuous churn; RSS and fd slopes of agent and ExaBGP.
+SOAK_MINUTES ?= 30
+SOAK_RATE    ?= 100
+soak: setup
+	$(PY) -m lab.bench soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -17,6 +17,34 @@ import yaml
 
 from lab.netns import Namespace
 
+FETCH = (
+    "import sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+    "    print(r.status); print(r.read().decode())\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    print(e.code); print(e.read().decode())\n"
+)
+
+
+def http_get(ns: Namespace, path: str, port: int = 9179) -> tuple[int, str]:
+    """GET http://127.0.0.1:PORT<path> from inside a node's namespace."""
+    out = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{port}{path}")
+    code, _, body = out.partition("\n")
+    return int(code), body
+
+
+def metric_samples(ns: Namespace) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the agent's /metrics: (name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, text = http_get(ns, "/metrics")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): float(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
 
 @dataclass
 class Cosmolet:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench import scenarios
+from lab.bench import churn, scenarios
 
 
 def run_all(path: Path) -> int:
@@ -20,6 +20,7 @@ def run_all(path: Path) -> int:
     results = {
         "coldstart": scenarios.coldstart(10_000),
         "withdraw": scenarios.kube_withdraw(10_000, 50),
+        "churn": churn.churn(1000, 60),
         "footprint": scenarios.footprint(10_000),
     }
     path.write_text(json.dumps(results, indent=2) + "\n")
@@ -44,8 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     kube.add_argument("--samples", type=int, default=50)
     foot = sub.add_parser("footprint", help="agent and ExaBGP RSS and idle CPU")
     foot.add_argument("--services", type=int, default=10_000)
+    churning = sub.add_parser("churn", help="readiness flips at a rate: latency, final set")
+    churning.add_argument("--rate", type=float, default=1000)
+    churning.add_argument("--seconds", type=float, default=60)
+    churning.add_argument("--services", type=int, default=10_000)
+    soaking = sub.add_parser("soak", help="churn for minutes: RSS and fd slopes")
+    soaking.add_argument("--minutes", type=float, default=30)
+    soaking.add_argument("--rate", type=float, default=100)
+    soaking.add_argument("--services", type=int, default=10_000)
+    soaking.add_argument("--every", type=float, default=10, help="seconds between samples")
     sub.add_parser("all", help="every scenario, a table, and bench-results.json")
-    for command in (cold, withdraw, kube, foot):
+    for command in (cold, withdraw, kube, foot, churning, soaking):
         command.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -56,6 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         result = scenarios.coldstart(args.routes, quiet=args.json)
     elif args.scenario == "withdraw":
         result = scenarios.kube_withdraw(args.services, args.samples, quiet=args.json)
+    elif args.scenario == "churn":
+        result = churn.churn(args.rate, args.seconds, args.services, quiet=args.json)
+    elif args.scenario == "soak":
+        result = churn.soak(
+            args.minutes,
+            args.rate,
+            args.services,
+            args.every,
+            quiet=args.json,
+            on_sample=None if args.json else lambda point: print(json.dumps(point), flush=True),
+        )
     elif args.scenario == "footprint":
         result = scenarios.footprint(args.services, quiet=args.json)
     else:

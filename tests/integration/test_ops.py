@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab.netns import Namespace, wait_for
+from lab.node import http_get
 from lab.numbered import NumberedFabric
 from tests.integration.conftest import sample
 from tests.integration.test_speaker_numbered import BASE
-
-FETCH = (
-    "import sys, urllib.request, urllib.error\n"
-    "try:\n"
-    "    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
-    "    print(r.status); print(r.read().decode())\n"
-    "except urllib.error.HTTPError as e:\n"
-    "    print(e.code); print(e.read().decode())\n"
-)
-
-
-def http_get(ns: Namespace, path: str) -> tuple[int, str]:
-    """GET http://127.0.0.1:9179<path> from inside the node's namespace."""
-    out = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:9179{path}")
-    code, _, body = out.partition("\n")
-    return int(code), body
 
 
 def metric(ns: Namespace, name: str, **labels: str) -> float:
