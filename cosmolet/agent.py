@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from cosmolet import bfd, exabgp_api, exabgp_config, http_api, logs
 from cosmolet.config import Config, Mode
 from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
+from cosmolet.health_hold import RiseHold
 from cosmolet.journal import Journal
 from cosmolet.kube.events import EventRecorder, ServiceEvent
 from cosmolet.metrics import Metrics, StateCollector
@@ -99,6 +100,7 @@ class Agent:
             lambda cause: self.events.put(RoutesChanged(cause)),
         )
         self.speaker = Speaker(sessions, enabled=config.bgp.enabled)
+        self.hold = RiseHold(config.services.health_hold.rise_seconds)
         self.out = out
         self.journal = journal
         self.clock = clock
@@ -134,9 +136,10 @@ class Agent:
             self.heartbeat = self.clock()
             batch: list[Event]
             try:
-                batch = [self.events.get(timeout=1.0)]
+                batch = [self.events.get(timeout=self._wait())]
             except queue.Empty:
                 self.check_peers()
+                self._release_held()
                 if self.speaker.needs_resync and self.first_sent:
                     batch = [RoutesChanged(self.clock())]  # retry a failed write
                 else:
@@ -147,7 +150,33 @@ class Agent:
                 except queue.Empty:
                     break
             self.handle_batch(batch)
+            if self.stopped is None:
+                self._release_held()
         return self.stopped
+
+    def _wait(self) -> float:
+        """Block for events at most a second, or until the next held prefix is due."""
+        due = self.hold.next_release()
+        if due is None:
+            return 1.0
+        return min(1.0, max(0.001, due - self.clock()))
+
+    def _release_held(self) -> None:
+        """Announce the held prefixes that have now stayed wanted long enough."""
+        if self.draining or not self.first_sent or not self.hold.held:
+            return
+        due = self.hold.release(self.clock())
+        if not due:
+            return
+        try:
+            if self.recorder is not None:
+                self._record_events(due)
+            self.apply(self.speaker.update_routes(due), "held for flapping, now stable")
+        except BrokenPipeError:
+            self.stopped = "ExaBGP closed the command pipe"
+        except Exception:
+            self.metrics.errors.inc()
+            log.exception("failed to announce held routes; continuing")
 
     def handle_batch(self, batch: list[Event]) -> None:
         seen_change = False
@@ -226,6 +255,7 @@ class Agent:
         elif isinstance(event, Drain):
             if not self.draining:
                 self.draining = True
+                self.hold.clear()
                 log.info("draining: withdrawing every route")
                 self.apply(self.speaker.withdraw_all(), "drain")
         elif isinstance(event, Stop):
@@ -238,6 +268,8 @@ class Agent:
             return
         started = self.clock()
         delta, since = self.state.take_delta()
+        if self.first_sent:
+            delta = self.hold.filter(delta, self.speaker.desired, started)
         if not delta and self.first_sent and not self.speaker.needs_resync:
             return
         if self.recorder is not None and self.first_sent:

@@ -175,6 +175,13 @@ class Advertise(_Model):
     )
 
 
+class HealthHold(_Model):
+    """Flap hold (``cosmolet/health_hold.py``): a prefix withdrawn less than ``riseSeconds``
+    ago returns only after it has been wanted that long. Withdrawals are never delayed."""
+
+    rise_seconds: float = Field(default=1.0, ge=0, le=3600)
+
+
 class Services(_Model):
     namespaces: tuple[str, ...] = ()
     exclude_namespaces: tuple[str, ...] = ()
@@ -182,6 +189,7 @@ class Services(_Model):
     opt_in: bool = False
     advertise: Advertise = Advertise()
     max_routes: int = Field(default=DEFAULT_MAX_ROUTES, ge=0)
+    health_hold: HealthHold = HealthHold()
 
     @field_validator("label_selector")
     @classmethod

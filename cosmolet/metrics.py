@@ -109,6 +109,13 @@ class StateCollector(Collector):
             desired.add_metric([name], wanted.get(name, 0))
         yield desired
 
+        held = GaugeMetricFamily(
+            "cosmolet_routes_held",
+            "Routes wanted but held back because they flapped (services.healthHold).",
+        )
+        held.add_metric([], len(agent.hold.held))
+        yield held
+
         skipped = GaugeMetricFamily(
             "cosmolet_services_skipped",
             "Items of the plan not advertised, by reason.",
