@@ -97,7 +97,7 @@ def test_bounded_and_exact(gaps: list[float], rise: float, polls: list[float]) -
             assert PREFIX not in peer.advertised  # a withdrawal is never held
     for earlier, later in zip(peer.announcements, peer.announcements[1:], strict=False):
         assert later - earlier >= rise - 1e-9
-    peer.apply(hold.release(now + rise), now + rise)
+    peer.apply(hold.release(now + rise + 1e-6), now + rise + 1e-6)
     assert (PREFIX in peer.advertised) == wanted
     assert not hold.held
 
