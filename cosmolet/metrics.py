@@ -94,7 +94,10 @@ class StateCollector(Collector):
             is_up = rib.state is SessionState.UP
             up.add_metric([name], 1.0 if is_up else 0.0)
             uptime.add_metric([name], now - rib.since if is_up else 0.0)
-            counts = Tally("ipv6" if ":" in prefix else "ipv4" for prefix in rib.advertised.copy())
+            counts = Tally(
+                "ipv6" if ":" in prefix else "ipv4"
+                for prefix in (rib.advertised.copy() if is_up else ())
+            )
             for family in rib.session.families:
                 advertised.add_metric([name, str(family)], counts.get(str(family), 0))
         yield up

@@ -14,7 +14,11 @@ Peer sessions move through three states:
   the peer (ExaBGP keeps no adj-RIB-out for it) followed by an End-of-RIB per family, which under
   graceful restart is what tells the peer to drop any stale route we did not re-assert. Until the
   first plan exists the EOR waits: the peer keeps its stale routes meanwhile.
-- ``DOWN``: nothing is sent; the peer has dropped (or holds as stale) everything.
+- ``DOWN``: nothing is sent; the peer has dropped (or holds as stale) everything. ExaBGP,
+  though, keeps what we announced to the peer and re-sends it when the session returns, so what
+  the peer was sent is kept as *unknown*: on UP each such prefix is re-announced if still
+  desired and withdrawn if not (else a Service that went unhealthy during the outage would come
+  back from ExaBGP's copy; the fault suite caught that).
 """
 
 from __future__ import annotations
@@ -152,13 +156,14 @@ class Speaker:
             if rib.state is not SessionState.DOWN:
                 rib.since = now
             rib.state = SessionState.DOWN
-            rib.advertised.clear()
+            _forget_attributes(rib)
             rib.eor_pending = False
             return Changes()
-        # Up: the peer holds nothing from us but stale graceful-restart copies. Re-assert all.
+        # Up: the peer holds stale graceful-restart copies at most, and ExaBGP may re-send what
+        # it was told before. Re-assert the desired set, withdraw the rest, then End-of-RIB.
         rib.state = SessionState.UP
         rib.since = now
-        rib.advertised.clear()
+        _forget_attributes(rib)
         rib.eor_pending = True
         if not self.plan_ready:
             return Changes()
@@ -254,6 +259,12 @@ class Speaker:
         if self.enabled:
             changes.lines += [exabgp_api.end_of_rib(rib.session, f) for f in rib.session.families]
         return changes
+
+
+def _forget_attributes(rib: PeerRib) -> None:
+    """What the peer holds from us is no longer known, only what it may hold."""
+    for prefix in rib.advertised:
+        rib.advertised[prefix] = _UNKNOWN
 
 
 def _differing(old: dict[str, Route], new: dict[str, Route]) -> list[str]:

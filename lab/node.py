@@ -110,6 +110,11 @@ class Cosmolet:
     def agent_pid(self) -> int:
         return int((self.directory / "run" / "agent.pid").read_text())
 
+    def exabgp_pid(self) -> int:
+        """ExaBGP is the agent's parent (the agent is its API process)."""
+        stat = Path(f"/proc/{self.agent_pid()}/stat").read_text()
+        return int(stat.rsplit(") ", 1)[1].split()[1])
+
     def logs(self) -> list[dict[str, Any]]:
         lines = []
         for line in self.log.read_text(errors="replace").splitlines():

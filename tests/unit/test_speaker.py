@@ -71,6 +71,15 @@ def test_peer_up_reasserts_everything_then_eor_and_down_sends_nothing() -> None:
     assert speaker.peers[V4.name].state is SessionState.DOWN
     changes = speaker.set_routes([route("10.0.0.2/32"), route("fd00::1/128")])
     assert all(not line.startswith("neighbor 10.0.1.0") for line in changes.lines)
+    # 10.0.0.1/32 went away during the outage: ExaBGP still has it for the peer and would send
+    # it again on reconnect, so it is withdrawn explicitly.
+    assert up(speaker, V4) == [
+        "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.2/32",
+        "neighbor 10.0.1.0 withdraw attributes next-hop self nlri 10.0.0.1/32",
+        "neighbor 10.0.1.0 announce eor ipv4 unicast",
+    ]
+    # Once withdrawn, it is forgotten: the next outage and return re-assert only what is wanted.
+    down(speaker, V4)
     assert up(speaker, V4) == [
         "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.2/32",
         "neighbor 10.0.1.0 announce eor ipv4 unicast",
