@@ -82,7 +82,7 @@ def faulty(lab: Lab) -> Iterator[Faulty]:  # noqa: F811 - the fixture above
         lab.workdir / "apiserver.json",
         lab.workdir / "kubeconfig",
     )
-    harness = Faulty(lab, fabric, None, port, kubeconfig, state, None)  # type: ignore[arg-type]
+    harness = Faulty(lab, fabric, None, port, kubeconfig, state, None)
     harness.start_apiserver()
     api = config.new_client_from_config(str(kubeconfig))
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
