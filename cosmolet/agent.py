@@ -58,6 +58,32 @@ class Source(Protocol):
     def run(self, state: ClusterState, stop: threading.Event) -> None: ...
 
 
+class Output(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+#: When set, every command line sent to ExaBGP is also appended to this file (debugging, and the
+#: hostile-input tests, which check that every line cosmolet ever wrote is well formed).
+COMMAND_LOG_ENV = "COSMOLET_COMMAND_LOG"
+
+
+class Tee:
+    """The command pipe, and a copy of everything written to it."""
+
+    def __init__(self, main: Output, copy: Output) -> None:
+        self.main, self.copy = main, copy
+
+    def write(self, text: str, /) -> int:
+        written = self.main.write(text)
+        self.copy.write(text)
+        return written
+
+    def flush(self) -> None:
+        self.main.flush()
+        self.copy.flush()
+
+
 @dataclass(frozen=True)
 class RoutesChanged:
     cause: float  # monotonic time of the change that produced it
@@ -90,7 +116,7 @@ class Agent:
         self,
         config: Config,
         sessions: list[Session],
-        out: TextIO,
+        out: Output,
         journal: Journal,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -433,7 +459,10 @@ def run_source(source: Source, agent: Agent, stop: threading.Event) -> None:
 def main(config: Config, source: Source, sessions: list[Session]) -> int:
     """Run the agent with ExaBGP on stdin/stdout until ExaBGP goes away."""
     journal = Journal(Path(config.runtime_dir) / JOURNAL_NAME)
-    agent = Agent(config, sessions, sys.stdout, journal)
+    out: Output = sys.stdout
+    if os.environ.get(COMMAND_LOG_ENV):
+        out = Tee(sys.stdout, open(os.environ[COMMAND_LOG_ENV], "a", encoding="utf-8"))  # noqa: SIM115
+    agent = Agent(config, sessions, out, journal)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

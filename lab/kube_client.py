@@ -31,3 +31,33 @@ def put_endpoints(
             "endpoints": endpoints,
         }
         discovery.create_namespaced_endpoint_slice(namespace, body)  # type: ignore[arg-type]
+
+
+def _collection(obj: dict[str, Any]) -> str:
+    plural = {"Service": "services", "EndpointSlice": "endpointslices"}[obj["kind"]]
+    group = "/api/v1" if obj["kind"] == "Service" else "/apis/discovery.k8s.io/v1"
+    return f"{group}/namespaces/{obj['metadata']['namespace']}/{plural}"
+
+
+def _raw(api: client.ApiClient, method: str, path: str, body: Any = None) -> int:
+    request = api.param_serialize(
+        method=method,
+        resource_path=path,
+        header_params={"Content-Type": "application/json", "Accept": "application/json"},
+        body=body,
+    )
+    response = api.call_api(*request)
+    response.read()
+    return int(response.status)
+
+
+def create_raw(api: client.ApiClient, obj: dict[str, Any]) -> int:
+    """POST ``obj`` as it is, past the client's own models (which refuse, say, an integer where
+    an IP string belongs, on the way out and when reading the answer back): how a buggy or
+    hostile writer's object reaches the API server. Returns the HTTP status."""
+    return _raw(api, "POST", _collection(obj), obj)
+
+
+def delete_raw(api: client.ApiClient, obj: dict[str, Any]) -> int:
+    """DELETE ``obj`` without reading the answer into the client's models."""
+    return _raw(api, "DELETE", f"{_collection(obj)}/{obj['metadata']['name']}")

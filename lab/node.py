@@ -55,6 +55,7 @@ class Cosmolet:
     config: dict[str, Any]
     kubeconfig: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment at start
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +95,7 @@ class Cosmolet:
             str(self.config_path),
             *source,
             log=self.log,
+            env={**os.environ, **self.env} if self.env else None,
         )
         return self
 
