@@ -143,6 +143,8 @@ class Agent:
         self._log_window = clock()
         self._logged = 0
         self._unlogged = 0
+        self._refusal_window = clock()
+        self._refusals_logged = 0
         self.recorder: EventRecorder | None = None
         self.links: frozenset[Link] | None = None
         self.bfd: bfd.BfdSync | None = None
@@ -294,6 +296,7 @@ class Agent:
             return
         started = self.clock()
         delta, since = self.state.take_delta()
+        self._report_refusals()
         if self.first_sent:
             delta = self.hold.filter(delta, self.speaker.desired, started)
         if not delta and self.first_sent and not self.speaker.needs_resync:
@@ -315,6 +318,31 @@ class Agent:
         self.metrics.reconcile.observe(done - started)
         if since is not None and changes.lines:
             self.metrics.event_to_command.observe(done - since)
+
+    def _report_refusals(self) -> None:
+        """A warning per Service address the policy refused (within a budget of
+        DETAIL_LIMIT a second, then a count), and the refusals counter by reason."""
+        refusals, dropped = self.state.take_refusals()
+        if not refusals and not dropped:
+            return
+        now = self.clock()
+        if now - self._refusal_window >= 1.0:
+            self._refusal_window, self._refusals_logged = now, 0
+        unlogged = dropped
+        for skip in refusals:
+            self.metrics.refusals.labels(str(skip.code)).inc()
+            if self._refusals_logged < DETAIL_LIMIT:
+                self._refusals_logged += 1
+                log.warning(
+                    "refused by policy",
+                    service=skip.service,
+                    code=str(skip.code),
+                    detail=skip.reason,
+                )
+            else:
+                unlogged += 1
+        if unlogged:
+            log.warning("more policy refusals not logged one by one", count=unlogged)
 
     def _on_neighbors(self, links: frozenset[Link]) -> None:
         """New ExaBGP neighbors: rewrite its config, ask it to reload, then track the sessions.

@@ -61,6 +61,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.refusals = Counter(
+            "cosmolet_policy_refusals",
+            "Service addresses refused by policy as they appeared (allowlists, bad addresses or "
+            "annotations, services.maxRoutes), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "cosmolet_reconcile_errors",
             "Events whose handling failed (logged; the loop went on).",

@@ -39,6 +39,20 @@ from cosmolet.routes import (
 Delta = dict[str, Route | None]
 
 
+#: Skips that mean a Service asked for something the policy forbids: logged and counted as they
+#: appear (once per Service and reason), not just shown in the skipped gauge. A kind turned off
+#: (load-balancer IPs, by default) is the operator's choice, not a Service's fault: not here.
+REFUSALS = frozenset(
+    {
+        SkipCode.NOT_ALLOWED,
+        SkipCode.BAD_ADDRESS,
+        SkipCode.BAD_ANNOTATION,
+        SkipCode.MAX_ROUTES,
+    }
+)
+MAX_PENDING_REFUSALS = 1000
+
+
 class PlanBuilder:
     """Cluster records, each Service's decision, and the merged routes, updated per event."""
 
@@ -61,6 +75,10 @@ class PlanBuilder:
         self._published: dict[str, Route] = {}
         self._dirty: set[str] = set()
         self._full = True  # the next delta must be computed against everything
+        # Policy refusals not yet reported (logged and counted by the agent), oldest first.
+        self.refusals: list[Skip] = []
+        self.refusals_dropped = 0
+        self._over_limit = False
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -138,9 +156,31 @@ class PlanBuilder:
 
     # --- outputs ------------------------------------------------------------------------------
 
+    def take_refusals(self) -> tuple[list[Skip], int]:
+        """Policy refusals since the last call, and how many more were not kept."""
+        refusals, dropped = self.refusals, self.refusals_dropped
+        self.refusals, self.refusals_dropped = [], 0
+        return refusals, dropped
+
+    def _refuse(self, skip: Skip) -> None:
+        if len(self.refusals) < MAX_PENDING_REFUSALS:
+            self.refusals.append(skip)
+        else:
+            self.refusals_dropped += 1
+
     def take_delta(self) -> Delta:
         """What changed in the effective routes since the last call (``None``: withdraw)."""
         over_limit = len(self.merged) > self.policy.max_routes
+        if over_limit and not self._over_limit:
+            self._refuse(
+                Skip(
+                    f"node/{self.node_name}",
+                    SkipCode.MAX_ROUTES,
+                    f"{len(self.merged)} routes wanted, services.maxRoutes is "
+                    f"{self.policy.max_routes}: the oldest Services' routes are kept",
+                )
+            )
+        self._over_limit = over_limit
         drained = self._drained()
         if self._full or over_limit or drained:
             effective = {} if drained else self._effective_limited()
@@ -193,6 +233,9 @@ class PlanBuilder:
         if service is not None:
             new = evaluate_service(self.policy, self.node_name, service, self._health(service_key))
             self.decisions[service_key] = new
+            for skip in new.skipped:
+                if skip.code in REFUSALS and (old is None or skip not in old.skipped):
+                    self._refuse(skip)
         touched: set[str] = set()
         for route in old.routes if old else ():
             touched.add(route.prefix)
@@ -320,6 +363,10 @@ class ClusterState:
             delta = self.builder.take_delta()
             since, self._pending_since = self._pending_since, None
             return delta, since
+
+    def take_refusals(self) -> tuple[list[Skip], int]:
+        with self.lock:
+            return self.builder.take_refusals()
 
     def plan(self) -> Plan:
         with self.lock:

@@ -114,3 +114,43 @@ def test_recompute_all_of_a_correct_state_changes_nothing() -> None:
     assert len(builder.take_delta()) == 5
     builder.recompute_all()
     assert builder.take_delta() == {}
+
+
+def test_policy_refusals_are_reported_once_as_they_appear() -> None:
+    from cosmolet.config import validate
+    from tests.factories import config_dict
+
+    config = validate(
+        config_dict(
+            maxRoutes=2,
+            advertise={
+                "clusterIP": {"enabled": True, "allowedCIDRs": ["10.96.0.0/16"]},
+                "externalIPs": {"enabled": True, "allowedCIDRs": ["203.0.113.0/24"]},
+            },
+        )
+    )
+    builder = PlanBuilder(config, "node1")
+    outside = service("out", cluster_ips=("10.200.0.1",), external_ips=["192.0.2.1"])
+    builder.set_service("default/out", _record(outside))
+    builder.set_slice("default/out-abcde", _record(slice_("out")))  # healthy: now it counts
+    builder.take_delta()
+    refusals, dropped = builder.take_refusals()
+    assert dropped == 0
+    assert [(r.service, r.code) for r in refusals] == [
+        ("default/out", SkipCode.NOT_ALLOWED),
+        ("default/out", SkipCode.NOT_ALLOWED),
+    ]
+    assert "10.200.0.1 outside services.advertise.clusterIP.allowedCIDRs" in refusals[0].reason
+    builder.set_service("default/out", _record(outside))  # the same again: already reported
+    builder.recompute_all()
+    assert builder.take_refusals() == ([], 0)
+
+    for index in range(3):  # a third healthy Service passes maxRoutes: reported once
+        raw = service(f"s{index}", cluster_ips=(f"10.96.0.{index + 1}",))
+        builder.set_service(f"default/s{index}", _record(raw))
+        builder.set_slice(f"default/s{index}-abcde", _record(slice_(f"s{index}")))
+    builder.take_delta()
+    builder.take_delta()
+    refusals, _ = builder.take_refusals()
+    assert [r.code for r in refusals] == [SkipCode.MAX_ROUTES]
+    assert "3 routes wanted, services.maxRoutes is 2" in refusals[0].reason

@@ -1,0 +1,154 @@
+"""Policy end to end, a rule at a time: a Service asking for a forbidden prefix (outside each
+allowlist, or past ``services.maxRoutes``) never gets it to the leaf (its FIB sampled every few
+ms the whole time), and each refusal shows as a log line and a metric."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from lab.apiserver import serving, write_kubeconfig
+from lab.kube_client import request_body
+from lab.netns import Lab, wait_for
+from lab.node import Cosmolet, metric_samples
+from lab.numbered import NumberedFabric, build_numbered
+from tests.factories import service, slice_
+
+POLICY = {
+    "maxRoutes": 6,
+    "advertise": {
+        "clusterIP": {"enabled": True, "allowedCIDRs": ["10.96.0.0/16"]},
+        "externalIPs": {"enabled": True, "allowedCIDRs": ["203.0.113.0/24"]},
+        "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.51.100.0/24"]},
+    },
+}
+
+
+@dataclass
+class Policed:
+    fabric: NumberedFabric
+    node: Cosmolet
+    core: client.CoreV1Api
+    discovery: client.DiscoveryV1Api
+    seen: set[str]  # every prefix the leaf's FIB ever held during the test
+    largest: list[int]  # the most prefixes it held at once
+
+    def create(self, obj: dict[str, Any], healthy: bool = True) -> None:
+        name = obj["metadata"]["name"]
+        self.core.create_namespaced_service("default", request_body(obj))
+        if healthy:
+            self.discovery.create_namespaced_endpoint_slice("default", request_body(slice_(name)))
+
+    def refusals(self, code: str) -> float:
+        return metric_samples(self.fabric.node).get(
+            ("cosmolet_policy_refusals_total", (("reason", code),)), 0.0
+        )
+
+    def logged(self, service_key: str, needle: str) -> bool:
+        return any(
+            line.get("event") == "refused by policy"
+            and line.get("service") == service_key
+            and needle in line.get("detail", "")
+            for line in self.node.logs()
+        )
+
+
+@pytest.fixture(scope="module")
+def policed() -> Iterator[Policed]:
+    with Lab() as lab:
+        fabric = build_numbered(lab)
+        with serving(netns=[fabric.node.name]) as (_store, port):
+            kubeconfig = lab.workdir / "kubeconfig"
+            write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
+            api = config.new_client_from_config(config_file=str(kubeconfig))
+            node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY).start()
+            wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
+            seen: set[str] = set()
+            largest = [0]
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    fib = fabric.fib(4)
+                    seen.update(fib)
+                    largest[0] = max(largest[0], len(fib))
+                    time.sleep(0.005)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                yield Policed(
+                    fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), seen, largest
+                )
+            finally:
+                stop.set()
+                sampler.join()
+
+
+RULES = [
+    pytest.param(
+        service("cip", cluster_ips=("10.200.0.1",)),
+        "10.200.0.1",
+        set(),
+        "clusterIP 10.200.0.1 outside services.advertise.clusterIP.allowedCIDRs",
+        id="clusterIP",
+    ),
+    pytest.param(
+        service("ext", cluster_ips=("10.96.0.20",), external_ips=["192.0.2.10", "203.0.113.10"]),
+        "192.0.2.10",
+        {"10.96.0.20/32", "203.0.113.10/32"},
+        "externalIPs 192.0.2.10 outside services.advertise.externalIPs.allowedCIDRs",
+        id="externalIPs",
+    ),
+    pytest.param(
+        service(
+            "lb",
+            cluster_ips=("10.96.0.30",),
+            type="LoadBalancer",
+            lb_ips=["192.0.2.20", "198.51.100.20"],
+        ),
+        "192.0.2.20",
+        {"10.96.0.30/32", "198.51.100.20/32"},
+        "loadBalancerIPs 192.0.2.20 outside services.advertise.loadBalancerIPs.allowedCIDRs",
+        id="loadBalancerIPs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "forbidden", "allowed", "detail"), RULES)
+def test_an_allowlist_keeps_a_prefix_from_the_peer(
+    policed: Policed, obj: dict[str, Any], forbidden: str, allowed: set[str], detail: str
+) -> None:
+    name = obj["metadata"]["name"]
+    before = policed.refusals("not-allowed")
+    policed.create(obj)
+    wait_for(lambda: allowed <= set(policed.fabric.rib()), 30, what=f"{name}'s allowed prefixes")
+    wait_for(lambda: policed.logged(f"default/{name}", detail), 10, what="the log line")
+    assert policed.refusals("not-allowed") >= before + 1
+    assert f"{forbidden}/32" not in policed.seen
+    assert f"{forbidden}/32" not in policed.fabric.rib()
+
+
+def test_max_routes_keeps_the_oldest_and_never_exceeds(policed: Policed) -> None:
+    """maxRoutes is 6 and the allowlist tests above left four routes: of five more Services,
+    the two oldest get in, and at no sample did the leaf hold more than six."""
+    older = {"10.96.0.20/32", "203.0.113.10/32", "10.96.0.30/32", "198.51.100.20/32"}
+    wait_for(lambda: older <= set(policed.fabric.rib()), 30)
+    for index in range(5):
+        newer = f"2025-01-0{index + 1}T00:00:00Z"  # than the allowlist tests' Services
+        policed.create(
+            service(f"many{index}", cluster_ips=(f"10.96.1.{index + 1}",), created=newer)
+        )
+    wait_for(lambda: policed.refusals("max-routes") >= 1, 30, what="the max-routes refusal")
+    assert any(line.get("code") == "max-routes" for line in policed.node.logs())
+    wait_for(lambda: len(policed.fabric.rib()) == 6, 30)
+    time.sleep(1.0)
+    rib = set(policed.fabric.rib())
+    assert older <= rib and len(rib) == 6
+    assert policed.largest[0] <= 6
