@@ -46,6 +46,36 @@ def metric_samples(ns: Namespace) -> dict[tuple[str, tuple[tuple[str, str], ...]
     }
 
 
+def unprivileged(uid: int, scratch: Path) -> list[str]:
+    """A command prefix that runs what follows as ``uid`` with no capability at all.
+
+    When this interpreter lives under root's 0700 home (pyenv on the lab machines), ``uid``
+    could not even start it: then a private mount namespace puts a traversable directory over
+    /root holding only a bind of the interpreter's tree. The host's /root is not touched.
+    """
+    setpriv = [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+    ]
+    interpreter = Path(os.path.realpath(sys.executable))
+    if not interpreter.is_relative_to("/root"):
+        return setpriv
+    tree = Path("/root") / interpreter.relative_to("/root").parts[0]
+    veneer = scratch / "root-veneer"
+    (veneer / tree.name).mkdir(parents=True, exist_ok=True)
+    veneer.chmod(0o755)
+    script = (
+        f"mount --bind {tree} {veneer / tree.name} && mount --rbind {veneer} /root && "
+        f'exec {" ".join(setpriv)} "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
 @dataclass
 class Cosmolet:
     """``cosmolet start`` running in a node namespace, fed by an objects file."""
@@ -56,6 +86,8 @@ class Cosmolet:
     kubeconfig: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to the environment at start
+    #: run as this uid (its group too) with no capability at all, as the chart's container does
+    uid: int | None = None
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +118,13 @@ class Cosmolet:
             if not self.objects_path.exists():
                 self.set_objects([])
             source = ["--objects", str(self.objects_path)]
+        drop: list[str] = []
+        if self.uid is not None:
+            for path in (self.directory, *self.directory.rglob("*")):
+                os.chown(path, self.uid, self.uid)
+            drop = unprivileged(self.uid, self.directory)
         self.process = self.ns.popen(
+            *drop,
             sys.executable,
             "-m",
             "cosmolet",

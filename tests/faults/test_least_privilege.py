@@ -1,0 +1,72 @@
+"""Least privilege: in numbered mode ``cosmolet start`` (ExaBGP and the agent) runs as an
+unprivileged user with no capability at all and still peers, with a TCP MD5 password, and
+advertises; the password, read from its file, never shows in the logs, ``/status``, the
+metrics, or ``cosmolet render`` (masked), and the rendered ExaBGP config is readable by its
+owner only. (The chart's RBAC, read-only, is checked in tests/unit/test_chart.py.)"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from lab.netns import Lab, wait_for
+from lab.node import http_get
+from lab.numbered import NumberedFabric, build_numbered
+from tests.factories import endpoint, service, slice_
+
+PASSWORD = "Un1que-md5-s3cret"
+NOBODY = pwd.getpwnam("nobody").pw_uid
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def test_numbered_mode_runs_unprivileged_with_a_secret_password(lab: Lab) -> None:
+    fabric = build_numbered(lab, passwords={NumberedFabric.NODE_V4: PASSWORD})
+    node = fabric.cosmolet()
+    password = node.directory / "md5"
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o400)
+    node.config["bgp"]["peers"] = [
+        {**node.config["bgp"]["peers"][0], "passwordFile": str(password)}
+    ]
+    node.__post_init__()
+    node.uid = NOBODY
+    node.set_objects([service("web", cluster_ips=("10.96.0.10",)), slice_("web", [endpoint()])])
+    node.start()
+    fabric.wait_rib({"10.96.0.10/32"}, timeout=40)
+
+    for pid in (node.agent_pid(), node.exabgp_pid()):
+        status = _status(pid)
+        assert status["Uid"].split()[:2] == [str(NOBODY)] * 2, status["Uid"]
+        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+        assert status["NoNewPrivs"].strip() == "1"
+
+    conf = node.directory / "run" / "exabgp.conf"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert conf.stat().st_uid == NOBODY
+
+    _, status_body = http_get(fabric.node, "/status")
+    _, metrics = http_get(fabric.node, "/metrics")
+    rendered = subprocess.run(
+        [sys.executable, "-m", "cosmolet", "render", "exabgp", "--config", str(node.config_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "NODE_NAME": "node1"},
+    ).stdout
+    assert 'md5-password "<masked>"' in rendered
+    for where, text in (
+        ("log", node.log.read_text()),
+        ("/status", status_body),
+        ("/metrics", metrics),
+        ("render", rendered),
+    ):
+        assert PASSWORD not in text, f"the password shows in {where}"
+    wait_for(lambda: fabric.established(fabric.NODE_V4), 10)
