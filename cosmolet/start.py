@@ -70,8 +70,11 @@ def discovered_links(config: Config) -> set[Link]:
 
 def supervise(config: Config, conf: Path) -> int:
     """Run ExaBGP until it exits; translate SIGTERM/SIGINT according to ``shutdown.mode``."""
-    env = {**os.environ, **exabgp_config.environment()}
-    process = subprocess.Popen([sys.executable, "-m", "exabgp", "server", str(conf)], env=env)
+    # cosmolet's ExaBGP settings, unless the operator set one explicitly (``exabgp.*``).
+    env = {**exabgp_config.environment(), **os.environ}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cosmolet.exabgp_launch", "server", str(conf)], env=env
+    )
     stopping = threading.Event()
 
     def stop_exabgp() -> None:

@@ -56,6 +56,8 @@ def coldstart(routes: int, quiet: bool = False, naive_sample: int = 500) -> dict
       It leaves out the ``write memory`` such tools add per change (that would write the
       host's /etc/frr), so it is a lower bound of their cost.
     """
+    stock_s, _ = _coldstart_cosmolet(routes, {"COSMOLET_EXABGP_TUNING": "off"})
+    _say(quiet, f"coldstart cosmolet with stock ExaBGP: {routes} routes in {stock_s:.2f}s")
     cosmolet_s, up = _coldstart_cosmolet(routes)
     _say(quiet, f"coldstart cosmolet: session up {up:.2f}s, {routes} routes in {cosmolet_s:.2f}s")
     floor_s, naive_per_route = _coldstart_frr(routes, naive_sample)
@@ -68,6 +70,7 @@ def coldstart(routes: int, quiet: bool = False, naive_sample: int = 500) -> dict
     return {
         "routes": routes,
         "cosmolet_s": round(cosmolet_s, 2),
+        "cosmolet_stock_exabgp_s": round(stock_s, 2),
         "floor_s": round(floor_s, 2),
         "naive_s": round(naive_s, 1),
         "ratio_to_floor": round(cosmolet_s / floor_s, 2),
@@ -76,12 +79,13 @@ def coldstart(routes: int, quiet: bool = False, naive_sample: int = 500) -> dict
     }
 
 
-def _coldstart_cosmolet(routes: int) -> tuple[float, float]:
+def _coldstart_cosmolet(routes: int, env: dict[str, str] | None = None) -> tuple[float, float]:
     with Lab() as lab:
         fabric = build_numbered(lab)
         node = fabric.cosmolet(logging={"level": "warning", "format": "json"})
         node.config["bgp"]["peers"] = node.config["bgp"]["peers"][:1]
         node.__post_init__()
+        node.env.update(env or {})
         node.set_objects(_healthy_cluster(routes))
         started = time.monotonic()
         node.start()

@@ -1,0 +1,57 @@
+"""Start ExaBGP with cosmolet's one code-level adjustment: ``python -m cosmolet.exabgp_launch``
+takes ExaBGP's own arguments (``cosmolet start`` runs it in place of ``python -m exabgp``).
+
+ExaBGP 5.0.15's reactor resumes at most ``ASYNC.LIMIT = 50`` scheduled items per loop turn
+(``exabgp/reactor/asynchronous.py``), so a batch of announcements leaves in UPDATEs of 50 /32s
+although one 4 KiB UPDATE holds ~800, and a cold start of 10,000 routes pays for 200 UPDATEs and
+200 loop turns instead of 13. No setting reaches it. Raised to ``LIMIT`` here, the same batch
+goes out in full UPDATEs (measured in ``python -m lab.bench coldstart``, stock and tuned side by
+side). Upstream would need the limit as an environment setting (``exabgp.reactor.batch``, say).
+
+The adjustment is applied only to the version it was measured on; any other version runs stock
+and says so on stderr. ``COSMOLET_EXABGP_TUNING=off`` runs stock too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+#: ExaBGP versions whose ``ASYNC.LIMIT`` was read and measured.
+TUNED_VERSIONS = frozenset({"5.0.15"})
+STOCK_LIMIT = 50
+LIMIT = 1000
+TUNING_ENV = "COSMOLET_EXABGP_TUNING"
+
+
+def tune(environ: dict[str, str] | None = None) -> str:
+    """Apply the adjustment if it fits; returns what was done, for the log line."""
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get(TUNING_ENV, "on").lower() in {"off", "0", "false", "no"}:
+        return f"stock ExaBGP ({TUNING_ENV}=off)"
+    try:
+        installed = version("exabgp")
+    except PackageNotFoundError:
+        return "stock ExaBGP (version unknown)"
+    from exabgp.reactor.asynchronous import ASYNC
+
+    if installed not in TUNED_VERSIONS or ASYNC.LIMIT != STOCK_LIMIT:
+        return (
+            f"stock ExaBGP {installed} (the adjustment is for {', '.join(sorted(TUNED_VERSIONS))})"
+        )
+    ASYNC.LIMIT = LIMIT
+    return f"ExaBGP {installed} with ASYNC.LIMIT {STOCK_LIMIT} -> {LIMIT}"
+
+
+def main() -> None:
+    done = tune()
+    print(f"cosmolet: {done}", file=sys.stderr, flush=True)
+    from exabgp.application.main import main as exabgp_main
+
+    sys.argv[0] = "exabgp"
+    exabgp_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The ExaBGP adjustment: applied to the measured version only, off on request, and ExaBGP's
+class really reads it (its reactor's ``ASYNC()`` instances take the class attribute)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from exabgp.reactor.asynchronous import ASYNC
+
+from cosmolet import exabgp_launch
+
+
+@pytest.fixture(autouse=True)
+def _restore() -> object:
+    yield
+    ASYNC.LIMIT = exabgp_launch.STOCK_LIMIT
+
+
+def test_applied_to_the_pinned_version() -> None:
+    assert "ASYNC.LIMIT 50 -> 1000" in exabgp_launch.tune({})
+    assert ASYNC().LIMIT == exabgp_launch.LIMIT
+
+
+def test_off_on_request() -> None:
+    assert "stock" in exabgp_launch.tune({"COSMOLET_EXABGP_TUNING": "off"})
+    assert ASYNC.LIMIT == exabgp_launch.STOCK_LIMIT
+
+
+def test_another_version_runs_stock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exabgp_launch, "version", lambda _name: "5.1.0")
+    assert "stock ExaBGP 5.1.0" in exabgp_launch.tune({})
+    assert ASYNC.LIMIT == exabgp_launch.STOCK_LIMIT
+
+
+def test_the_pinned_version_is_the_dependency() -> None:
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "exabgp==5.0.15" in project["project"]["dependencies"]
+    assert "5.0.15" in exabgp_launch.TUNED_VERSIONS
+
+
+def test_the_launcher_runs_exabgp() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cosmolet.exabgp_launch", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "ASYNC.LIMIT 50 -> 1000" in result.stderr
+    assert "5.0.15" in result.stdout + result.stderr
