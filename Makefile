@@ -51,6 +51,7 @@ lint: $(STAMP)
 
 # Benchmarks (root: they build fabrics in network namespaces); each prints a JSON line.
 bench: setup
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m lab.bench.plan_engine --services 10000
 	$(PY) -m lab.bench all
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench import churn, scenarios
+from lab.bench import churn, plot, scenarios
 
 
 def run_all(path: Path) -> int:
@@ -27,8 +27,13 @@ def run_all(path: Path) -> int:
     print(f"\n{'scenario':<12} result")
     for name, result in results.items():
         if result is not None:
-            print(f"{name:<12} " + ", ".join(f"{k}={v}" for k, v in result.items()))
+            shown = {k: v for k, v in result.items() if not isinstance(v, list)}
+            print(f"{name:<12} " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     print(f"\nwritten to {path}")
+    if plot.available():
+        print(f"latency distributions: {plot.write_png(results, path.with_suffix('.png'))}")
+    else:
+        print("no PNG: install the bench extra (pip install -e '.[bench]') for matplotlib")
     return 0
 
 
@@ -54,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     soaking.add_argument("--rate", type=float, default=100)
     soaking.add_argument("--services", type=int, default=10_000)
     soaking.add_argument("--every", type=float, default=10, help="seconds between samples")
+    scaling = sub.add_parser("scale", help="coldstart and footprint at growing sizes")
+    scaling.add_argument("--max", type=int, default=50_000)
     sub.add_parser("all", help="every scenario, a table, and bench-results.json")
-    for command in (cold, withdraw, kube, foot, churning, soaking):
+    for command in (cold, withdraw, kube, foot, churning, soaking, scaling):
         command.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -77,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             quiet=args.json,
             on_sample=None if args.json else lambda point: print(json.dumps(point), flush=True),
         )
+    elif args.scenario == "scale":
+        sizes = [n for n in (1_000, 10_000, 50_000) if n <= args.max]
+        result = scenarios.scale(sizes, quiet=args.json)
     elif args.scenario == "footprint":
         result = scenarios.footprint(args.services, quiet=args.json)
     else:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.bench.scenarios import _exabgp_pid, _kube_fabric, _rss_mb, _say
+from lab.bench.scenarios import _cpu, _exabgp_pid, _kube_fabric, _rss_mb, _say
 from lab.netns import Lab, wait_for
 from lab.node import metric_samples
 
@@ -138,8 +138,12 @@ def churn(
     with Lab() as lab:
         fabric, node, _core, _discovery, objects = _kube_fabric(lab, services)
         churner = Churner(node.kubeconfig, objects)
+        agent, exabgp = node.agent_pid(), node.exabgp_pid()
         before = metric_samples(fabric.node)
+        cpu_before, started = _cpu(agent) + _cpu(exabgp), time.monotonic()
         achieved = churner.run(rate, seconds)
+        cpu_s = (_cpu(agent) + _cpu(exabgp) - cpu_before) / os.sysconf("SC_CLK_TCK")
+        millicores = cpu_s / (time.monotonic() - started) * 1000
         settled = _settle(fabric, churner)
         after = metric_samples(fabric.node)
         updates = sum(
@@ -160,13 +164,15 @@ def churn(
             "final_set_matches": settled is not None,
             "settle_s": settled,
             "api_errors": churner.errors,
+            "churn_millicores": round(millicores, 1),
         }
         _say(
             quiet,
             f"churn {rate}/s asked, {result['achieved_rate']}/s made ({churner.changes} changes): "
             f"event->command p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms; "
             f"{result['commands']} command lines, {result['route_updates']} route updates; "
-            f"final set {'exact' if settled is not None else 'WRONG'}",
+            f"final set {'exact' if settled is not None else 'WRONG'}; agent + ExaBGP "
+            f"{result['churn_millicores']} millicores meanwhile",
         )
         return result
 
