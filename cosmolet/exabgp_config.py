@@ -236,6 +236,9 @@ def environment(log_level: str = "INFO") -> dict[str, str]:
       user, since ExaBGP only connects out and never listens);
     - no acks (the agent drains stdin anyway) and no CLI pipe;
     - no per-route or statistics log lines (the agent logs route changes, summarised).
+
+    The reactor speed is set by ``cosmolet.exabgp_launch`` with its other adjustment: the two
+    were measured together.
     """
     return {
         "exabgp.daemon.user": getpass.getuser(),

@@ -16,7 +16,7 @@ from kubernetes import client, config
 from lab.apiserver import serving, write_kubeconfig
 from lab.kube_client import request_body
 from lab.netns import Lab, wait_for
-from lab.node import Cosmolet, metric_samples
+from lab.node import Cosmolet, http_get, metric_samples
 from lab.numbered import NumberedFabric, build_numbered
 from tests.factories import service, slice_
 
@@ -69,6 +69,7 @@ def policed() -> Iterator[Policed]:
             api = config.new_client_from_config(config_file=str(kubeconfig))
             node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY).start()
             wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
+            wait_for(lambda: http_get(fabric.node, "/readyz")[0] == 200, 30, what="/readyz")
             seen: set[str] = set()
             largest = [0]
             stop = threading.Event()

@@ -19,13 +19,22 @@ def _restore() -> object:
 
 
 def test_applied_to_the_pinned_version() -> None:
-    assert "ASYNC.LIMIT 50 -> 1000" in exabgp_launch.tune({})
+    environ: dict[str, str] = {}
+    assert "ASYNC.LIMIT 50 -> 1000, reactor speed 5.0" in exabgp_launch.tune(environ)
     assert ASYNC().LIMIT == exabgp_launch.LIMIT
+    assert environ["exabgp.reactor.speed"] == "5.0"
+
+
+def test_an_operators_reactor_speed_is_kept() -> None:
+    environ = {"exabgp.reactor.speed": "1.0"}
+    assert "reactor speed 1.0" in exabgp_launch.tune(environ)
 
 
 def test_off_on_request() -> None:
-    assert "stock" in exabgp_launch.tune({"COSMOLET_EXABGP_TUNING": "off"})
+    environ = {"COSMOLET_EXABGP_TUNING": "off"}
+    assert "stock" in exabgp_launch.tune(environ)
     assert ASYNC.LIMIT == exabgp_launch.STOCK_LIMIT
+    assert "exabgp.reactor.speed" not in environ
 
 
 def test_another_version_runs_stock(monkeypatch: pytest.MonkeyPatch) -> None:
