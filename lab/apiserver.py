@@ -398,6 +398,9 @@ def discovery(resources: list[Resource], group: str, version: str) -> JSON:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without this, Nagle and the client's delayed ACK
+    # hold every response of a keep-alive connection for 40 ms (measured: 23 requests a second).
+    disable_nagle_algorithm = True
     server: LabServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -1,6 +1,6 @@
-"""Least privilege: in numbered mode ``cosmolet start`` (ExaBGP and the agent) runs as an
-unprivileged user with no capability at all and still peers, with a TCP MD5 password, and
-advertises; the password, read from its file, never shows in the logs, ``/status``, the
+"""Least privilege: ``cosmolet start`` (ExaBGP and the agent) runs as an unprivileged user with
+no capability at all and still peers and advertises, numbered (with a TCP MD5 password) and
+hybrid; the password, read from its file, never shows in the logs, ``/status``, the
 metrics, or ``cosmolet render`` (masked), and the rendered ExaBGP config is readable by its
 owner only. (The chart's RBAC, read-only, is checked in tests/unit/test_chart.py.)"""
 
@@ -11,12 +11,16 @@ import pwd
 import stat
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+from cosmolet import frr_config
+from cosmolet.config import validate
 from lab.netns import Lab, wait_for
-from lab.node import http_get
+from lab.node import Cosmolet, http_get
 from lab.numbered import NumberedFabric, build_numbered
 from tests.factories import endpoint, service, slice_
+from tests.integration.test_hybrid import SERVICE_V4, build_hybrid, hybrid_config
 
 PASSWORD = "Un1que-md5-s3cret"
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -70,3 +74,22 @@ def test_numbered_mode_runs_unprivileged_with_a_secret_password(lab: Lab) -> Non
     ):
         assert PASSWORD not in text, f"the password shows in {where}"
     wait_for(lambda: fabric.established(fabric.NODE_V4), 10)
+
+
+def test_hybrid_mode_runs_unprivileged_too(lab: Lab) -> None:
+    """BGP unnumbered as ``nobody`` with no capability: netlink is read without privilege, and
+    binding a session to its fabric interface (source-interface) needs none on Linux >= 5.7.
+    zebra (the chart's FRR sidecar) keeps its own NET_ADMIN and NET_RAW."""
+    fabric = build_hybrid(lab)
+    config = hybrid_config(lab)
+    lab.frr(fabric.node, frr_config.render(validate(config), ["eth1", "eth2"]), daemons=("zebra",))
+    node = Cosmolet(fabric.node, lab.workdir / "node1-agent", config, uid=NOBODY)
+    node.set_objects([service("web", cluster_ips=(SERVICE_V4,)), slice_("web", [endpoint()])])
+    node.start()
+    for index in (0, 1):
+        node_ll = fabric.node.link_local(f"eth{index + 1}")
+        wait_for(partial(fabric.via, index, SERVICE_V4, node_ll), 60, what=f"leaf{index + 1}")
+    for pid in (node.agent_pid(), node.exabgp_pid()):
+        status = _status(pid)
+        assert status["Uid"].split()[0] == str(NOBODY)
+        assert int(status["CapEff"], 16) == 0
