@@ -87,7 +87,7 @@ def test_hybrid_mode_runs_unprivileged_too(lab: Lab) -> None:
     node.set_objects([service("web", cluster_ips=(SERVICE_V4,)), slice_("web", [endpoint()])])
     node.start()
     for index in (0, 1):
-        node_ll = fabric.node.link_local(f"eth{index + 1}")
+        node_ll = wait_for(partial(fabric.node.link_local, f"eth{index + 1}"), 10)
         wait_for(partial(fabric.via, index, SERVICE_V4, node_ll), 60, what=f"leaf{index + 1}")
     for pid in (node.agent_pid(), node.exabgp_pid()):
         status = _status(pid)
