@@ -27,6 +27,14 @@ FETCH = (
 )
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def http_get(ns: Namespace, path: str, port: int = 9179) -> tuple[int, str]:
     """GET http://127.0.0.1:PORT<path> from inside a node's namespace."""
     out = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{port}{path}")

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.bench.scenarios import _cpu, _exabgp_pid, _kube_fabric, _rss_mb, _say
+from lab.bench.scenarios import _cpu, _exabgp_pid, _kube_fabric, _say
 from lab.netns import Lab, wait_for
-from lab.node import metric_samples
+from lab.node import metric_samples, rss_mb
 
 LATENCY = "cosmolet_event_to_command_seconds"
 
@@ -228,8 +228,8 @@ def soak(
             while worker.is_alive():
                 now = time.monotonic() - started
                 point = {
-                    "agent_rss_mb": _rss_mb(agent),
-                    "exabgp_rss_mb": _rss_mb(exabgp),
+                    "agent_rss_mb": rss_mb(agent),
+                    "exabgp_rss_mb": rss_mb(exabgp),
                     "agent_fds": float(_fds(agent)),
                     "exabgp_fds": float(_fds(exabgp)),
                 }

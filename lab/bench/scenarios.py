@@ -14,6 +14,7 @@ from typing import Any
 
 from lab.bench.plan_engine import synthetic_cluster
 from lab.netns import Lab, wait_for
+from lab.node import rss_mb
 from lab.numbered import build_numbered
 
 
@@ -184,13 +185,6 @@ def _state_file(path: Path, objects: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps({"rv": 1, "objects": objects}))
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _exabgp_pid(agent_pid: int) -> int:
     return int(Path(f"/proc/{agent_pid}/stat").read_text().split(") ")[1].split()[1])
 
@@ -352,8 +346,8 @@ def footprint(
             agent = node.agent_pid()
             exabgp = _exabgp_pid(agent)
             if suffix != "_stock_reactor":
-                result[f"agent_rss_mb{suffix}"] = round(_rss_mb(agent), 1)
-                result[f"exabgp_rss_mb{suffix}"] = round(_rss_mb(exabgp), 1)
+                result[f"agent_rss_mb{suffix}"] = round(rss_mb(agent), 1)
+                result[f"exabgp_rss_mb{suffix}"] = round(rss_mb(exabgp), 1)
             if count:
                 ticks = os.sysconf("SC_CLK_TCK")
                 before = _cpu(agent) + _cpu(exabgp)

@@ -5,8 +5,8 @@ a hundred healthy Services. Every fault test samples what the leaf holds while t
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from lab.apiserver import free_port, start_host_apiserver
+from lab.apiserver import free_port, serving, start_host_apiserver, write_kubeconfig
 from lab.kube_client import request_body
 from lab.netns import Lab, wait_for
 from lab.node import Cosmolet
@@ -101,11 +101,13 @@ def faulty(lab: Lab) -> Iterator[Faulty]:  # noqa: F811 - the fixture above
     yield harness
 
 
-def watch(predicate: Callable[[], Any], seconds: float, interval: float = 0.005) -> list[Any]:
-    """Sample ``predicate`` every few ms for ``seconds``; every result, in order."""
-    results = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        results.append(predicate())
-        time.sleep(interval)
-    return results
+@contextlib.contextmanager
+def fabric_with_apiserver() -> Iterator[tuple[Lab, NumberedFabric, Path, client.ApiClient]]:
+    """For module-scoped fixtures: a numbered fabric and the lab API server in this process
+    (listening in the node's namespace too); yields the lab, fabric, kubeconfig and a client."""
+    with Lab() as instance:
+        fabric = build_numbered(instance)
+        with serving(netns=[fabric.node.name]) as (_store, port):
+            kubeconfig = instance.workdir / "kubeconfig"
+            write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
+            yield instance, fabric, kubeconfig, config.new_client_from_config(str(kubeconfig))

@@ -8,19 +8,20 @@ import json
 
 from lab.netns import wait_for
 from lab.node import http_get
-from tests.faults.conftest import Faulty, ip, watch
+from tests.faults.conftest import Faulty, ip
+from tests.integration.conftest import sample
 
 OUTAGE_SECONDS = 60
 
 
 def test_api_server_down_60_s_then_back_compacted(faulty: Faulty) -> None:
     expected = faulty.expected()
-    watch(lambda: None, 1.0, 0.1)  # the last UPDATEs settle
+    sample(lambda: None, 1.0, 0.1)  # the last UPDATEs settle
     before = faulty.fabric.updates_received(faulty.fabric.NODE_V4)
 
     faulty.server.terminate()
     assert faulty.server.wait(10) == 0  # it saved its objects
-    samples = watch(faulty.leaf_fib, OUTAGE_SECONDS / 2, 0.02)
+    samples = sample(faulty.leaf_fib, OUTAGE_SECONDS / 2, 0.02)
     code, body = http_get(faulty.fabric.node, "/readyz")
     assert code == 200 and "API server unreachable" in body, body
 
@@ -32,7 +33,7 @@ def test_api_server_down_60_s_then_back_compacted(faulty: Faulty) -> None:
             obj["endpoints"][0]["conditions"]["ready"] = False
     faulty.state.write_text(json.dumps(state))
     faulty.ready[ip(7)] = False
-    samples += watch(faulty.leaf_fib, OUTAGE_SECONDS / 2, 0.02)
+    samples += sample(faulty.leaf_fib, OUTAGE_SECONDS / 2, 0.02)
 
     assert all(fib == expected for fib in samples), "a route changed while the API was down"
     assert faulty.fabric.updates_received(faulty.fabric.NODE_V4) == before
@@ -44,5 +45,5 @@ def test_api_server_down_60_s_then_back_compacted(faulty: Faulty) -> None:
         40,
         what="every kind relisted after the outage",
     )
-    watch(lambda: None, 2.0, 0.1)
+    sample(lambda: None, 2.0, 0.1)
     assert faulty.fabric.updates_received(faulty.fabric.NODE_V4) == before + 1

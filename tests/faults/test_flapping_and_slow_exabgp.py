@@ -10,8 +10,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab.node import http_get
-from tests.faults.conftest import SERVICES, Faulty, ip, watch
+from lab.node import http_get, rss_mb
+from tests.faults.conftest import SERVICES, Faulty, ip
+from tests.integration.conftest import sample
 
 FLAP_SECONDS = 6.0
 RISE_SECONDS = 1.0  # services.healthHold.riseSeconds, the default
@@ -19,7 +20,7 @@ RISE_SECONDS = 1.0  # services.healthHold.riseSeconds, the default
 
 def test_health_flapping_sends_bounded_updates(faulty: Faulty) -> None:
     api = faulty.discovery
-    watch(lambda: None, 1.0, 0.1)
+    sample(lambda: None, 1.0, 0.1)
     before = faulty.fabric.updates_received(faulty.fabric.NODE_V4)
     toggles, ready = 0, True
     deadline = time.monotonic() + FLAP_SECONDS
@@ -32,37 +33,30 @@ def test_health_flapping_sends_bounded_updates(faulty: Faulty) -> None:
     # At most one announcement (and so two UPDATEs) per riseSeconds for the flapping prefix.
     assert toggles >= 40
     assert updates <= 2 * FLAP_SECONDS / RISE_SECONDS + 2, (updates, toggles)
-    watch(lambda: None, RISE_SECONDS + 0.5, 0.1)
+    sample(lambda: None, RISE_SECONDS + 0.5, 0.1)
     faulty.converged()
     held = [line for line in faulty.node.logs() if line.get("reason", "").startswith("held")]
     assert held or not ready  # it came back through the hold if it ended healthy
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def test_a_stalled_exabgp_blocks_neither_the_watch_nor_memory(faulty: Faulty) -> None:
     """Each change is a command line of ~80 bytes: a thousand of them fill the 64 KiB pipe, so
     the agent's write blocks while the watch goes on filling the cluster state."""
     agent, exabgp = faulty.node.agent_pid(), faulty.node.exabgp_pid()
-    rss_before = _rss_mb(agent)
+    rss_before = rss_mb(agent)
     os.kill(exabgp, signal.SIGSTOP)
     try:
         changes = _flip_concurrently(faulty, 1000, seconds=6)
         blocked = _threads_writing_a_pipe(agent)
         code, body = http_get(faulty.fabric.node, "/healthz")
         assert code == 200, body  # the HTTP thread answers; the reconciler is within its limit
-        rss_during = _rss_mb(agent)
+        rss_during = rss_mb(agent)
     finally:
         os.kill(exabgp, signal.SIGCONT)
     assert changes >= 500
     assert blocked, "the stall never reached the agent: nothing was blocked on the pipe"
     assert rss_during - rss_before < 15, (rss_before, rss_during)
-    watch(lambda: None, RISE_SECONDS + 0.5, 0.1)
+    sample(lambda: None, RISE_SECONDS + 0.5, 0.1)
     faulty.converged(30)
     assert faulty.fabric.established(faulty.fabric.NODE_V4)  # under the 9 s hold time
     assert (faulty.node.agent_pid(), faulty.node.exabgp_pid()) == (agent, exabgp)

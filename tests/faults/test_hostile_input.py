@@ -22,14 +22,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kubernetes import client, config
+from kubernetes import client
 
-from lab.apiserver import serving, write_kubeconfig
 from lab.kube_client import create_raw, delete_raw, request_body
-from lab.netns import Lab, wait_for
+from lab.netns import wait_for
 from lab.node import Cosmolet
-from lab.numbered import NumberedFabric, build_numbered
+from lab.numbered import NumberedFabric
 from tests.factories import endpoint, service, slice_
+from tests.faults.conftest import fabric_with_apiserver
+from tests.unit.test_route_properties import annotation_keys
 
 ALLOWED = [
     ipaddress.ip_network(n)
@@ -103,17 +104,7 @@ def ip_texts() -> st.SearchStrategy[Any]:
 
 def hostile_annotations() -> st.SearchStrategy[dict[str, Any]]:
     values = st.one_of(st.sampled_from(INJECTIONS), st.text(max_size=40))
-    keys = st.sampled_from(
-        [
-            "cosmolet.io/communities",
-            "cosmolet.io/large-communities",
-            "cosmolet.io/local-preference",
-            "cosmolet.io/med",
-            "cosmolet.io/as-path-prepend",
-            "cosmolet.io/advertise",
-        ]
-    )
-    return st.dictionaries(keys, values, max_size=4)
+    return st.dictionaries(annotation_keys, values, max_size=4)
 
 
 def hostile_labels() -> st.SearchStrategy[dict[str, str]]:
@@ -231,31 +222,26 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    with Lab() as lab:
-        fabric = build_numbered(lab)
-        with serving(netns=[fabric.node.name]) as (_store, port):
-            kubeconfig = lab.workdir / "kubeconfig"
-            write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
-            api = config.new_client_from_config(config_file=str(kubeconfig))
-            command_log = lab.workdir / "commands.log"
-            node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY)
-            node.env["COSMOLET_COMMAND_LOG"] = str(command_log)
-            node.start()
-            wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
-            rig = Rig(
-                fabric,
-                node,
-                client.CoreV1Api(api),
-                client.DiscoveryV1Api(api),
-                api,
-                command_log,
-                (0, 0),
-                set(),
-                itertools.count(),
-            )
-            rig.sentinel()
-            rig.pids = (node.agent_pid(), node.exabgp_pid())
-            yield rig
+    with fabric_with_apiserver() as (lab, fabric, kubeconfig, api):
+        command_log = lab.workdir / "commands.log"
+        node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY)
+        node.env["COSMOLET_COMMAND_LOG"] = str(command_log)
+        node.start()
+        wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
+        rig = Rig(
+            fabric,
+            node,
+            client.CoreV1Api(api),
+            client.DiscoveryV1Api(api),
+            api,
+            command_log,
+            (0, 0),
+            set(),
+            itertools.count(),
+        )
+        rig.sentinel()
+        rig.pids = (node.agent_pid(), node.exabgp_pid())
+        yield rig
 
 
 def check(rig: Rig) -> None:

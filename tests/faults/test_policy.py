@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from lab.apiserver import serving, write_kubeconfig
 from lab.kube_client import request_body
-from lab.netns import Lab, wait_for
+from lab.netns import wait_for
 from lab.node import Cosmolet, http_get, metric_samples
-from lab.numbered import NumberedFabric, build_numbered
+from lab.numbered import NumberedFabric
 from tests.factories import service, slice_
+from tests.faults.conftest import fabric_with_apiserver
 
 POLICY = {
     "maxRoutes": 6,
@@ -61,35 +61,30 @@ class Policed:
 
 @pytest.fixture(scope="module")
 def policed() -> Iterator[Policed]:
-    with Lab() as lab:
-        fabric = build_numbered(lab)
-        with serving(netns=[fabric.node.name]) as (_store, port):
-            kubeconfig = lab.workdir / "kubeconfig"
-            write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
-            api = config.new_client_from_config(config_file=str(kubeconfig))
-            node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY).start()
-            wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
-            wait_for(lambda: http_get(fabric.node, "/readyz")[0] == 200, 30, what="/readyz")
-            seen: set[str] = set()
-            largest = [0]
-            stop = threading.Event()
+    with fabric_with_apiserver() as (_lab, fabric, kubeconfig, api):
+        node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY).start()
+        wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
+        wait_for(lambda: http_get(fabric.node, "/readyz")[0] == 200, 30, what="/readyz")
+        seen: set[str] = set()
+        largest = [0]
+        stop = threading.Event()
 
-            def sample() -> None:
-                while not stop.is_set():
-                    fib = fabric.fib(4)
-                    seen.update(fib)
-                    largest[0] = max(largest[0], len(fib))
-                    time.sleep(0.005)
+        def sample() -> None:
+            while not stop.is_set():
+                fib = fabric.fib(4)
+                seen.update(fib)
+                largest[0] = max(largest[0], len(fib))
+                time.sleep(0.005)
 
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            try:
-                yield Policed(
-                    fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), seen, largest
-                )
-            finally:
-                stop.set()
-                sampler.join()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield Policed(
+                fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), seen, largest
+            )
+        finally:
+            stop.set()
+            sampler.join()
 
 
 RULES = [

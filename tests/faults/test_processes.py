@@ -8,7 +8,8 @@ import os
 import signal
 
 from lab.netns import wait_for
-from tests.faults.conftest import Faulty, watch
+from tests.faults.conftest import Faulty
+from tests.integration.conftest import sample
 
 
 def _missing(samples: list[set[str]], expected: set[str]) -> list[set[str]]:
@@ -21,7 +22,7 @@ def test_kill_9_of_the_agent_loses_no_route(faulty: Faulty) -> None:
     exabgp = faulty.node.exabgp_pid()
     before = faulty.fabric.updates_received(faulty.fabric.NODE_V4)
     os.kill(agent, signal.SIGKILL)
-    samples = watch(faulty.leaf_fib, 5)
+    samples = sample(faulty.leaf_fib, 5, 0.005)
     assert not _missing(samples, expected)
     # ExaBGP respawned its API process; the new agent re-asserted from its journal.
     wait_for(lambda: faulty.node.agent_pid() != agent, 10)
@@ -45,9 +46,9 @@ def test_kill_9_of_exabgp_then_the_pod_restarts_loses_no_route(faulty: Faulty) -
     assert faulty.node.process.wait(10) != 0  # the container's main process exits
     faulty.node.process = None
     wait_for(lambda: not os.path.exists(f"/proc/{agent}"), 10, what="the orphaned agent to exit")
-    samples = watch(faulty.leaf_fib, 2)  # the kubelet's restart delay
+    samples = sample(faulty.leaf_fib, 2, 0.005)  # the kubelet's restart delay
     faulty.node.start()
-    samples += watch(faulty.leaf_fib, 8)
+    samples += sample(faulty.leaf_fib, 8, 0.005)
     assert not _missing(samples, expected)
     wait_for(lambda: faulty.fabric.established(faulty.fabric.NODE_V4), 30)
     faulty.converged()
@@ -69,11 +70,11 @@ def test_link_flapping_20_times_in_10_s(faulty: Faulty) -> None:
     leaf, link = faulty.fabric.leaf, "eth1"  # the leaf's end of node1's link
     for flap in range(20):
         leaf.ip("link", "set", "dev", link, "down")
-        watch(lambda: None, 0.25, 0.05)
+        sample(lambda: None, 0.25, 0.05)
         leaf.ip("link", "set", "dev", link, "up")
         if flap == 10:
             faulty.set_ready(3, False)  # a change in the middle of it
-        watch(lambda: None, 0.25, 0.05)
+        sample(lambda: None, 0.25, 0.05)
     wait_for(lambda: faulty.fabric.established(faulty.fabric.NODE_V4), 60)
     faulty.converged(40)
     assert (faulty.node.agent_pid(), faulty.node.exabgp_pid()) == (agent, exabgp)
