@@ -146,7 +146,7 @@ class Demo:
         self.say("web's endpoints go unready")
         self.endpoints("web", "node1", "node2", ready=False)
         self.timed("10.96.0.10 withdrawn from the spine", lambda: not self.where(V4)["spine"])
-        self.say("web's endpoints are ready again")
+        self.say("web's endpoints are ready again (held 1 s first: services.healthHold)")
         self.endpoints("web", "node1", "node2")
         self.timed(
             "10.96.0.10 back on the spine via both leaves",
