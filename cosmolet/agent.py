@@ -143,8 +143,6 @@ class Agent:
         self._log_window = clock()
         self._logged = 0
         self._unlogged = 0
-        self._refusal_window = clock()
-        self._refusals_logged = 0
         self.recorder: EventRecorder | None = None
         self.links: frozenset[Link] | None = None
         self.bfd: bfd.BfdSync | None = None
@@ -320,29 +318,19 @@ class Agent:
             self.metrics.event_to_command.observe(done - since)
 
     def _report_refusals(self) -> None:
-        """A warning per Service address the policy refused (within a budget of
-        DETAIL_LIMIT a second, then a count), and the refusals counter by reason."""
+        """A warning per Service address the policy refused (within the log budget), and the
+        refusals counter by reason."""
         refusals, dropped = self.state.take_refusals()
-        if not refusals and not dropped:
-            return
-        now = self.clock()
-        if now - self._refusal_window >= 1.0:
-            self._refusal_window, self._refusals_logged = now, 0
-        unlogged = dropped
+        self._unlogged += dropped
         for skip in refusals:
             self.metrics.refusals.labels(str(skip.code)).inc()
-            if self._refusals_logged < DETAIL_LIMIT:
-                self._refusals_logged += 1
+            if self._within_log_budget(1):
                 log.warning(
                     "refused by policy",
                     service=skip.service,
                     code=str(skip.code),
                     detail=skip.reason,
                 )
-            else:
-                unlogged += 1
-        if unlogged:
-            log.warning("more policy refusals not logged one by one", count=unlogged)
 
     def _on_neighbors(self, links: frozenset[Link]) -> None:
         """New ExaBGP neighbors: rewrite its config, ask it to reload, then track the sessions.
@@ -409,21 +397,30 @@ class Agent:
         self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
         self._log_changes(changes, cause)
 
-    def _log_changes(self, changes: Changes, cause: str) -> None:
-        """One line per route change, within a budget of DETAIL_LIMIT lines a second; past it
-        (a big batch, or sustained churn), summary lines with counts instead."""
-        dry_run = not self.config.bgp.enabled
-        total = len(changes.announced) + len(changes.withdrawn)
+    def _within_log_budget(self, lines: int) -> bool:
+        """Per-item lines (route changes, policy refusals) share a budget of DETAIL_LIMIT a
+        second; past it they are only counted, and the count is logged when the second ends."""
         now = self.clock()
         if now - self._log_window >= 1.0:
             if self._unlogged:
                 log.info(
-                    "route changes not logged one by one",
+                    "route changes and refusals not logged one by one",
                     count=self._unlogged,
                     seconds=round(now - self._log_window, 1),
                 )
                 self._unlogged = 0
             self._log_window, self._logged = now, 0
+        if self._logged + lines > DETAIL_LIMIT:
+            self._unlogged += lines
+            return False
+        self._logged += lines
+        return True
+
+    def _log_changes(self, changes: Changes, cause: str) -> None:
+        """One line per route change, within a budget of DETAIL_LIMIT lines a second; past it
+        (a big batch, or sustained churn), summary lines with counts instead."""
+        dry_run = not self.config.bgp.enabled
+        total = len(changes.announced) + len(changes.withdrawn)
         if total > DETAIL_LIMIT:
             log.info(
                 "routes changed",
@@ -434,10 +431,8 @@ class Agent:
                 dry_run=dry_run,
             )
             return
-        if self._logged + total > DETAIL_LIMIT:
-            self._unlogged += total
+        if not self._within_log_budget(total):
             return
-        self._logged += total
         desired = self.speaker.desired
         for prefix in sorted(changes.announced):
             route = desired.get(prefix)
