@@ -113,7 +113,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _render_frr(config: Config, links: set[Any]) -> int:
-
     from cosmolet import frr_config
 
     if config.mode != "hybrid":

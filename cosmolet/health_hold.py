@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 
+from cosmolet.plan_builder import Delta
 from cosmolet.routes import Route
-
-Delta = dict[str, Route | None]
 
 
 class RiseHold:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.bench.scenarios import _cpu, _exabgp_pid, _kube_fabric, _say
+from lab.bench.scenarios import _cpu, _kube_fabric, _say
 from lab.netns import Lab, wait_for
 from lab.node import metric_samples, rss_mb
 
@@ -216,7 +216,7 @@ def soak(
         fabric, node, _core, _discovery, objects = _kube_fabric(lab, services)
         churner = Churner(node.kubeconfig, objects)
         agent = node.agent_pid()
-        exabgp = _exabgp_pid(agent)
+        exabgp = node.exabgp_pid()
         stop = threading.Event()
         worker = threading.Thread(target=churner.run, args=(rate, minutes * 60, stop))
         worker.start()
@@ -242,7 +242,7 @@ def soak(
             stop.set()
             worker.join()
         settled = _settle(fabric, churner)
-        same_processes = node.agent_pid() == agent and _exabgp_pid(agent) == exabgp
+        same_processes = (node.agent_pid(), node.exabgp_pid()) == (agent, exabgp)
         # The first minute is warm-up (caches, the allocator's arenas): slopes from the rest.
         warm = {k: [(t, v) for t, v in points if t >= 60] or points for k, points in series.items()}
         result: dict[str, Any] = {

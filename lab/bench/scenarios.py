@@ -185,10 +185,6 @@ def _state_file(path: Path, objects: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps({"rv": 1, "objects": objects}))
 
 
-def _exabgp_pid(agent_pid: int) -> int:
-    return int(Path(f"/proc/{agent_pid}/stat").read_text().split(") ")[1].split()[1])
-
-
 class RouteMonitor:
     """``ip monitor route`` in a namespace: the time each prefix was deleted from its FIB."""
 
@@ -344,7 +340,7 @@ def footprint(
             fabric, node, _, _, _ = _kube_fabric(lab, count, env)
             time.sleep(3)
             agent = node.agent_pid()
-            exabgp = _exabgp_pid(agent)
+            exabgp = node.exabgp_pid()
             if suffix != "_stock_reactor":
                 result[f"agent_rss_mb{suffix}"] = round(rss_mb(agent), 1)
                 result[f"exabgp_rss_mb{suffix}"] = round(rss_mb(exabgp), 1)
