@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cosmolet import __version__
-from cosmolet.config import Config, ConfigError, load_config, warnings_for
-from cosmolet.objects_file import ObjectsFileError, load_documents
-from cosmolet.routes import plan_from_documents
+from cosmolet.config.loader import load_config
+from cosmolet.config.schema import Config, ConfigError, warnings_for
+from cosmolet.engine.plan import plan_from_documents
+from cosmolet.sources.objects_file import ObjectsFileError, load_documents
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -94,8 +95,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     config = _load_for_run(args)
     if config is None:
         return EXIT_BAD_INPUT
-    from cosmolet import exabgp_config
-    from cosmolet.start import agent_command, discovered_links
+    from cosmolet.exabgp import config as exabgp_config
+    from cosmolet.exabgp.supervisor import agent_command, discovered_links
 
     if args.what == "frr":
         return _render_frr(config, discovered_links(config))
@@ -113,7 +114,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _render_frr(config: Config, links: set[Any]) -> int:
-    from cosmolet import frr_config
+    from cosmolet.hybrid import frr_config
 
     if config.mode != "hybrid":
         print("render frr: only hybrid mode runs FRR (mode is numbered)", file=sys.stderr)
@@ -129,7 +130,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = _load_for_run(args)
     if config is None:
         return EXIT_BAD_INPUT
-    from cosmolet import exabgp_config, logs, start
+    from cosmolet import logs
+    from cosmolet.exabgp import config as exabgp_config
+    from cosmolet.exabgp import supervisor as start
 
     logs.configure(config.logging.level, config.logging.format)
     if not config.node_name:
@@ -139,7 +142,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"start: --objects {args.objects}: no such file", file=sys.stderr)
         return EXIT_BAD_INPUT
     for warning in warnings_for(config):
-        logs.get("cosmolet.start").warning("config warning", problem=str(warning))
+        logs.get("cosmolet.exabgp.supervisor").warning("config warning", problem=str(warning))
     try:
         conf = start.prepare(config, Path(args.config), _source_args(args))
     except exabgp_config.RenderError as error:
@@ -155,16 +158,18 @@ def cmd_agent(args: argparse.Namespace) -> int:
     config = _load_for_run(args)
     if config is None:
         return EXIT_BAD_INPUT
-    from cosmolet import agent, exabgp_config, logs
+    from cosmolet import logs
+    from cosmolet.agent import reconciler as agent
+    from cosmolet.exabgp import config as exabgp_config
 
     logs.configure(config.logging.level, config.logging.format)
     source: agent.Source
     if args.objects:
-        from cosmolet.objects_source import FileSource
+        from cosmolet.sources.file import FileSource
 
         source = FileSource(Path(args.objects), config, config.node_name)
     else:
-        from cosmolet.kube.source import KubeSource
+        from cosmolet.sources.kube import KubeSource
 
         source = KubeSource(config, config.node_name, args.kubeconfig)
     return agent.main(config, source, exabgp_config.sessions(config))

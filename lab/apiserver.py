@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from cosmolet.selector import parse_selector
+from cosmolet.engine.selector import parse_selector
 
 if TYPE_CHECKING:
     from lab.netns import Lab

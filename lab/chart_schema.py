@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cosmolet.config import Config
+from cosmolet.config.schema import Config
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "charts/cosmolet/values.schema.json"
 

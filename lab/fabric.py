@@ -23,8 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cosmolet import frr_config
-from cosmolet.config import validate
+from cosmolet.config.schema import validate
+from cosmolet.hybrid import frr_config
 from lab import apiserver
 from lab.frr_configs import Neighbor, spine, unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for

@@ -1,1 +1,3 @@
-"""The Kubernetes side: list-watch of Services, EndpointSlices and this Node into a ClusterState."""
+"""The Kubernetes edge: the API client, the reflectors that list-watch one resource each, and the
+Event recorder.
+"""

@@ -18,7 +18,7 @@ import msgspec
 from kubernetes import client, config
 from kubernetes.watch.watch import iter_resp_lines
 
-from cosmolet.objects import EndpointSlice, Node, Record, Service
+from cosmolet.engine.objects import EndpointSlice, Node, Record, Service
 
 #: (connect, read) seconds; a watch's read timeout is its server-side timeout plus this.
 CONNECT_TIMEOUT = 5.0

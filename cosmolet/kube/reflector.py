@@ -21,8 +21,8 @@ import msgspec
 from kubernetes.client import ApiException
 
 from cosmolet import logs
+from cosmolet.engine.objects import Malformed, ObjectMeta, Record, slim
 from cosmolet.kube.client import Kind, RawEvent, StatusOrBookmark, list_page, watch_lines
-from cosmolet.objects import Malformed, ObjectMeta, Record, slim
 
 log = logs.get("cosmolet.kube")
 

@@ -14,9 +14,9 @@ import json
 import time
 from typing import Any
 
-from cosmolet.config import validate
-from cosmolet.objects import decode_all
-from cosmolet.routes import plan_from_records
+from cosmolet.config.schema import validate
+from cosmolet.engine.objects import decode_all
+from cosmolet.engine.plan import plan_from_records
 
 
 def synthetic_cluster(services: int, node_name: str = "node1") -> list[dict[str, Any]]:

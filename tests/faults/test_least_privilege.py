@@ -14,8 +14,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from cosmolet import frr_config
-from cosmolet.config import validate
+from cosmolet.config.schema import validate
+from cosmolet.hybrid import frr_config
 from lab.netns import Lab, wait_for
 from lab.node import Cosmolet, http_get
 from lab.numbered import NumberedFabric, build_numbered

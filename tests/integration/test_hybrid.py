@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cosmolet import frr_config
-from cosmolet.config import validate
+from cosmolet.config.schema import validate
+from cosmolet.hybrid import frr_config
 from lab.frr_configs import unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.node import Cosmolet

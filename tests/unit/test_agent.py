@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from cosmolet.agent import Agent, Drain, Event, Stop
-from cosmolet.config import validate
-from cosmolet.exabgp_api import PeerEvent, PeerState
-from cosmolet.exabgp_config import sessions
-from cosmolet.journal import Journal
-from cosmolet.objects import EndpointSlice, Service, decode_all
+from cosmolet.agent.journal import Journal
+from cosmolet.agent.reconciler import Agent, Drain, Event, Stop
+from cosmolet.config.schema import validate
+from cosmolet.engine.objects import EndpointSlice, Service, decode_all
+from cosmolet.exabgp.api import PeerEvent, PeerState
+from cosmolet.exabgp.config import sessions
 from tests.factories import config_dict, endpoint, service, slice_
 
 CONFIG = validate(config_dict())

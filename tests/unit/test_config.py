@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cosmolet.config import ConfigError, Mode, load_config, validate, warnings_for
+from cosmolet.config.loader import load_config, with_node_name
+from cosmolet.config.schema import ConfigError, Mode, validate, warnings_for
 
 MINIMAL: dict[str, Any] = {"bgp": {"asn": 65001}}
 
@@ -35,8 +36,8 @@ def test_defaults() -> None:
 
 def test_node_name_defaults_to_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODE_NAME", "worker-7")
-    assert validate(MINIMAL).node_name == "worker-7"
-    assert validate({**MINIMAL, "nodeName": "explicit"}).node_name == "explicit"
+    assert with_node_name(validate(MINIMAL)).node_name == "worker-7"
+    assert with_node_name(validate({**MINIMAL, "nodeName": "explicit"})).node_name == "explicit"
 
 
 def test_announcement_keys_are_accepted() -> None:

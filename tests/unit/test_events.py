@@ -10,10 +10,10 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from cosmolet.agent import Agent
-from cosmolet.config import validate
-from cosmolet.exabgp_config import sessions
-from cosmolet.journal import Journal
+from cosmolet.agent.journal import Journal
+from cosmolet.agent.reconciler import Agent
+from cosmolet.config.schema import validate
+from cosmolet.exabgp.config import sessions
 from cosmolet.kube.events import EventRecorder, ServiceEvent
 from lab.apiserver import serving, write_kubeconfig
 from lab.netns import wait_for

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cosmolet.config import Family
-from cosmolet.exabgp_api import (
+from cosmolet.engine.model import Attributes, Family
+from cosmolet.exabgp.api import (
     PeerEvent,
     PeerState,
     Session,
@@ -19,7 +19,6 @@ from cosmolet.exabgp_api import (
     checked,
     parse_event,
 )
-from cosmolet.routes import Attributes
 
 SESSION = Session(ipaddress.ip_address("10.0.1.0"), 65001, 65101, (Family.IPV4,))
 

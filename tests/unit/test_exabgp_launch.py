@@ -9,7 +9,7 @@ import sys
 import pytest
 from exabgp.reactor.asynchronous import ASYNC
 
-from cosmolet import exabgp_launch
+from cosmolet.exabgp import launch as exabgp_launch
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +54,7 @@ def test_the_pinned_version_is_the_dependency() -> None:
 
 def test_the_launcher_runs_exabgp() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cosmolet.exabgp_launch", "--version"],
+        [sys.executable, "-m", "cosmolet.exabgp.launch", "--version"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,12 +9,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cosmolet.agent import Agent
-from cosmolet.config import Family, validate
-from cosmolet.exabgp_config import sessions
-from cosmolet.health_hold import RiseHold
-from cosmolet.journal import Journal
-from cosmolet.routes import Attributes, Route
+from cosmolet.agent.journal import Journal
+from cosmolet.agent.reconciler import Agent
+from cosmolet.config.schema import validate
+from cosmolet.engine.hold import RiseHold
+from cosmolet.engine.model import Attributes, Family, Route
+from cosmolet.exabgp.config import sessions
 from tests.factories import config_dict
 from tests.unit.test_agent import cluster
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cosmolet import http_api
-from cosmolet.agent import Agent
+from cosmolet.agent import http_api
+from cosmolet.agent.journal import Journal
+from cosmolet.agent.reconciler import Agent
 from cosmolet.cli import format_status, main
-from cosmolet.config import validate
-from cosmolet.exabgp_api import PeerEvent, PeerState
-from cosmolet.exabgp_config import sessions
-from cosmolet.journal import Journal
+from cosmolet.config.schema import validate
+from cosmolet.exabgp.api import PeerEvent, PeerState
+from cosmolet.exabgp.config import sessions
 from tests.factories import config_dict
 from tests.unit.test_agent import cluster
 

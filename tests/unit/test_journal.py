@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cosmolet.journal import Journal
+from cosmolet.agent.journal import Journal
 
 
 def test_replay_after_a_crash(tmp_path: Path) -> None:

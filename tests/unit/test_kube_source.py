@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from cosmolet.config import Config, validate
-from cosmolet.kube.source import KubeSource
-from cosmolet.plan_builder import ClusterState, PlanBuilder
-from cosmolet.routes import Route
+from cosmolet.agent.cluster_state import ClusterState
+from cosmolet.config.schema import Config, validate
+from cosmolet.engine.builder import PlanBuilder
+from cosmolet.engine.model import Route
+from cosmolet.sources.kube import KubeSource
 from lab.apiserver import BY_PATH, Store, serving, write_kubeconfig
 from lab.kube_client import request_body
 from lab.netns import wait_for

@@ -7,9 +7,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cosmolet.objects import EndpointSlice, Node, Service, decode_object
-from cosmolet.plan_builder import PlanBuilder
-from cosmolet.routes import Route, Skip, SkipCode, compute_plan
+from cosmolet.engine.builder import PlanBuilder
+from cosmolet.engine.model import Route, Skip, SkipCode
+from cosmolet.engine.objects import EndpointSlice, Node, Service, decode_object
+from cosmolet.engine.plan import compute_plan
 from tests.factories import node, service, slice_
 from tests.unit.test_route_properties import CONFIG, services
 
@@ -89,7 +90,7 @@ def test_incremental_equals_reference(ops: list[tuple[str, str, Any]], take_ever
 
 
 def test_max_routes_and_withdraw_all() -> None:
-    from cosmolet.config import validate
+    from cosmolet.config.schema import validate
     from tests.factories import config_dict
 
     config = validate(config_dict(maxRoutes=1))
@@ -117,7 +118,7 @@ def test_recompute_all_of_a_correct_state_changes_nothing() -> None:
 
 
 def test_policy_refusals_are_reported_once_as_they_appear() -> None:
-    from cosmolet.config import validate
+    from cosmolet.config.schema import validate
     from tests.factories import config_dict
 
     config = validate(

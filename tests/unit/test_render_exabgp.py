@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cosmolet.config import Config, validate
-from cosmolet.exabgp_config import RenderError, Secrets, read_secrets, render
+from cosmolet.config.schema import Config, validate
+from cosmolet.exabgp.config import RenderError, Secrets, read_secrets, render
 from tests.unit.test_cli import check_golden
 
 AGENT = ["/usr/bin/python3", "-m", "cosmolet", "agent", "--config", "/etc/cosmolet/config.yaml"]

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from cosmolet import exabgp_config, frr_config
-from cosmolet.config import validate
-from cosmolet.neighbors import Link
+from cosmolet.config.schema import validate
+from cosmolet.engine.model import Link
+from cosmolet.exabgp import config as exabgp_config
+from cosmolet.hybrid import frr_config
 from tests.unit.test_cli import check_golden
 from tests.unit.test_render_exabgp import AGENT
 
@@ -85,7 +86,7 @@ def test_frr_accepts_the_rendering(tmp_path: Path) -> None:
 
 
 def test_bfd_peer_commands_follow_the_links() -> None:
-    from cosmolet import bfd
+    from cosmolet.hybrid import bfd
 
     config = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
     old = Link("eth1", "fe80::a", "fe80::1")

@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cosmolet.config import validate
-from cosmolet.routes import Plan, plan_from_documents
+from cosmolet.config.schema import validate
+from cosmolet.engine.model import Plan
+from cosmolet.engine.plan import plan_from_documents
 from tests.factories import config_dict, endpoint, node, service, slice_
 
 CONFIG = validate(

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from cosmolet.config import Config, validate
-from cosmolet.routes import Attributes, Plan, SkipCode, plan_from_documents
+from cosmolet.config.schema import Config, validate
+from cosmolet.engine.model import Attributes, Plan, SkipCode
+from cosmolet.engine.plan import plan_from_documents
 from tests.factories import config_dict, endpoint, node, service, slice_
 
 ALLOW_EXTERNAL = {

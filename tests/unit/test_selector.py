@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cosmolet.selector import parse_selector
+from cosmolet.engine.selector import parse_selector
 
 LABELS = {"app": "web", "tier": "frontend", "env": "prod"}
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from cosmolet.config import Family
-from cosmolet.exabgp_api import PeerEvent, PeerState, Session
-from cosmolet.routes import Attributes, Route
-from cosmolet.speaker import SessionState, Speaker
+from cosmolet.agent.speaker import SessionState, Speaker
+from cosmolet.engine.model import Attributes, Family, Route
+from cosmolet.exabgp.api import PeerEvent, PeerState, Session
 
 V4 = Session(ipaddress.ip_address("10.0.1.0"), 65001, 65101, (Family.IPV4,))
 V6 = Session(ipaddress.ip_address("fd00:1::"), 65001, 65101, (Family.IPV6,))

@@ -1,43 +1,35 @@
 """The route engine kept up to date incrementally, for sources that report changes one by one.
 
-``compute_plan`` (in ``routes``) is the reference: a whole snapshot in, a whole plan out. A
-Kubernetes watch delivers one object at a time, and recomputing 10,000 Services for each would
-cost a CPU core under churn; ``PlanBuilder`` instead re-evaluates only the Service an event touches
-(``evaluate_service``), keeps the candidates of every prefix, merges only the prefixes that
+``compute_plan`` (in ``cosmolet.engine.plan``) is the reference: a whole snapshot in, a whole plan
+out. A Kubernetes watch delivers one object at a time, and recomputing 10,000 Services for each
+would cost a CPU core under churn; ``PlanBuilder`` instead re-evaluates only the Service an event
+touches (``evaluate_service``), keeps the candidates of every prefix, merges only the prefixes that
 changed, and hands the speaker just the difference (``take_delta``). The property tests check
 that it always agrees with ``compute_plan`` on the same objects.
 
-A builder is not thread-safe: ``ClusterState`` wraps it with a lock for the source threads and
-the reconciler.
+A builder is not thread-safe: ``cosmolet.agent.cluster_state.ClusterState`` wraps it with a
+lock for the source threads and the reconciler.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
-from cosmolet.config import Config
-from cosmolet.objects import EndpointSlice, Malformed, Node, Service
-from cosmolet.routes import (
+from cosmolet.config.schema import Config
+from cosmolet.engine.model import (
     UNHEALTHY,
+    Delta,
     Health,
     Plan,
-    Policy,
     Route,
     ServiceDecision,
     Skip,
     SkipCode,
-    assemble,
-    endpoint_health,
-    evaluate_service,
-    merge_routes,
-    node_skip,
 )
-
-Delta = dict[str, Route | None]
-
+from cosmolet.engine.objects import EndpointSlice, Malformed, Node, Service
+from cosmolet.engine.plan import assemble, merge_routes
+from cosmolet.engine.policy import Policy, node_skip
+from cosmolet.engine.rules import endpoint_health, evaluate_service
 
 #: Skips that mean a Service asked for something the policy forbids: logged and counted as they
 #: appear (once per Service and reason), not just shown in the skipped gauge. A kind turned off
@@ -201,10 +193,6 @@ class PlanBuilder:
         self._full = over_limit or drained
         return delta
 
-    def effective(self) -> dict[str, Route]:
-        """The routes as last handed out by ``take_delta``."""
-        return dict(self._published)
-
     def plan(self) -> Plan:
         """The full plan (sorted routes and every skip), for status and logs."""
         extra = list(self.malformed.values())
@@ -302,74 +290,3 @@ class PlanBuilder:
         for slice_key in entry:
             health = health | self.slices[slice_key][1]
         return health
-
-
-@dataclass
-class Readiness:
-    synced: bool = False
-    reason: str = "initial list not done"
-
-
-class ClusterState:
-    """A ``PlanBuilder`` shared by the source threads and the reconciler, with change signals.
-
-    Sources mutate it inside ``with state.update():``; when the block ends, ``on_change`` is
-    called (once per block) if the source has completed its first sync. The reconciler takes
-    the accumulated difference with ``take_delta``.
-    """
-
-    def __init__(self, builder: PlanBuilder, on_change: Callable[[float], None]) -> None:
-        self.builder = builder
-        self.lock = threading.Lock()
-        self.on_change = on_change
-        self.readiness = Readiness()
-        self._pending_since: float | None = None
-        self._plan_cache: Plan | None = None
-
-    class _Update:
-        def __init__(self, state: ClusterState) -> None:
-            self.state = state
-
-        def __enter__(self) -> PlanBuilder:
-            self.state.lock.acquire()
-            self.started = time.monotonic()
-            return self.state.builder
-
-        def __exit__(self, *exc: object) -> None:
-            state = self.state
-            if state._pending_since is None:
-                state._pending_since = self.started
-            state._plan_cache = None
-            ready = state.readiness.synced
-            state.lock.release()
-            if ready:
-                state.on_change(self.started)
-
-    def update(self) -> ClusterState._Update:
-        return ClusterState._Update(self)
-
-    def mark_synced(self) -> None:
-        """The source has listed everything once: changes may now reach the fabric."""
-        with self.lock:
-            first = not self.readiness.synced
-            self.readiness = Readiness(True, "")
-            started = self._pending_since or time.monotonic()
-        if first:
-            self.on_change(started)
-
-    def take_delta(self) -> tuple[Delta, float | None]:
-        """The route changes since the last call, and when the oldest of them was caused."""
-        with self.lock:
-            delta = self.builder.take_delta()
-            since, self._pending_since = self._pending_since, None
-            return delta, since
-
-    def take_refusals(self) -> tuple[list[Skip], int]:
-        with self.lock:
-            return self.builder.take_refusals()
-
-    def plan(self) -> Plan:
-        with self.lock:
-            if self._plan_cache is None:
-                self._plan_cache = self.builder.plan()
-            return self._plan_cache

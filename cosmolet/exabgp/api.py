@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cosmolet.config import Family
-from cosmolet.routes import Attributes
+from cosmolet.engine.model import Attributes, Family
 
 #: ExaBGP reads its pipe 16 KiB at a time and refuses lines over 1 MiB; 500 /32s is ~8 KiB.
 BATCH_SIZE = 500

@@ -9,6 +9,7 @@ string a user typed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 #: Well-known communities (RFC 1997) that ExaBGP accepts by name.
 WELL_KNOWN_COMMUNITIES = frozenset({"no-export", "no-advertise", "no-export-subconfed"})
@@ -82,3 +83,15 @@ def parse_prepend(text: str) -> int:
     if not stripped.isascii() or not stripped.isdigit() or int(stripped) > MAX_AS_PATH_PREPEND:
         raise ValueError(f"as-path prepend {text!r} is not an integer 0-{MAX_AS_PATH_PREPEND}")
     return int(stripped)
+
+
+def canonical_communities(communities: Iterable[str]) -> tuple[str, ...]:
+    """Communities deduplicated, in numeric order: equal sets compare equal."""
+    return tuple(sorted(set(communities), key=community_key))
+
+
+def community_key(community: str) -> tuple[int, ...]:
+    """Numeric order for ``A:B`` and ``A:B:C``; well-known names after numbers."""
+    if community[0].isdigit():
+        return (0, *(int(part) for part in community.split(":")))
+    return (1, *(ord(char) for char in community))

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cosmolet import __version__
-from cosmolet.config import Config
-from cosmolet.neighbors import Link, matches
+from cosmolet.config.schema import Config
+from cosmolet.engine.model import Link
+from cosmolet.hybrid.neighbors import matches
 
 BFD_PROFILE = "cosmolet"
 

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from cosmolet import logs
-from cosmolet.config import Config
-from cosmolet.objects import EndpointSlice, Node, Service, decode_all
-from cosmolet.objects_file import ObjectsFileError, load_documents
-from cosmolet.plan_builder import ClusterState
+from cosmolet.agent.cluster_state import ClusterState
+from cosmolet.config.schema import Config
+from cosmolet.engine.objects import EndpointSlice, Node, Service, decode_all
+from cosmolet.sources.objects_file import ObjectsFileError, load_documents
 
-log = logs.get("cosmolet.objects_source")
+log = logs.get("cosmolet.sources.file")
 
 
 class FileSource:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 
-from cosmolet.plan_builder import Delta
-from cosmolet.routes import Route
+from cosmolet.engine.model import Delta, Route
 
 
 class RiseHold:

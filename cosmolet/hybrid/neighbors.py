@@ -15,12 +15,12 @@ import fnmatch
 import select
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from cosmolet import logs
+from cosmolet.engine.model import Link
 
-log = logs.get("cosmolet.neighbors")
+log = logs.get("cosmolet.hybrid.neighbors")
 
 AF_INET6 = 10
 SCOPE_LINK = 253
@@ -33,15 +33,6 @@ RTMGRP_LINK = 0x1
 RTMGRP_NEIGH = 0x4
 RTMGRP_IPV6_IFADDR = 0x100
 SAFETY_NET_SECONDS = 30.0
-
-
-@dataclass(frozen=True, order=True)
-class Link:
-    """One fabric link with a switch on it: where to peer, and from which address."""
-
-    interface: str
-    local: str  # the node's link-local address on the interface
-    peer: str  # the switch's link-local address
 
 
 def matches(name: str, patterns: Iterable[str]) -> bool:

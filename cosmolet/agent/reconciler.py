@@ -29,22 +29,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from cosmolet import bfd, exabgp_api, exabgp_config, http_api, logs
-from cosmolet.config import Config, Mode
-from cosmolet.exabgp_api import PeerEvent, Session, Shutdown
-from cosmolet.health_hold import RiseHold
-from cosmolet.journal import Journal
+from cosmolet import logs
+from cosmolet.agent import http_api
+from cosmolet.agent.cluster_state import ClusterState
+from cosmolet.agent.journal import Journal
+from cosmolet.agent.metrics import Metrics, StateCollector
+from cosmolet.agent.speaker import Changes, SessionState, Speaker
+from cosmolet.config.schema import Config, Mode
+from cosmolet.engine.builder import PlanBuilder
+from cosmolet.engine.hold import RiseHold
+from cosmolet.engine.model import Link, Route
+from cosmolet.exabgp import api as exabgp_api
+from cosmolet.exabgp import config as exabgp_config
+from cosmolet.exabgp.api import PeerEvent, Session, Shutdown
+from cosmolet.hybrid import bfd
+from cosmolet.hybrid.neighbors import NeighborWatcher
 from cosmolet.kube.events import EventRecorder, ServiceEvent
-from cosmolet.metrics import Metrics, StateCollector
-from cosmolet.neighbors import Link, NeighborWatcher
-from cosmolet.plan_builder import ClusterState, PlanBuilder
-from cosmolet.routes import Route
-from cosmolet.speaker import Changes, SessionState, Speaker
 
 if TYPE_CHECKING:
-    from cosmolet.kube.source import ApiHealth
+    from cosmolet.sources.kube import ApiHealth
 
-log = logs.get("cosmolet.agent")
+log = logs.get("cosmolet.agent.reconciler")
 
 JOURNAL_NAME = "advertised.journal"
 #: Route changes logged one line each, at most this many a second; beyond, summaries.

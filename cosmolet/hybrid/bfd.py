@@ -14,11 +14,11 @@ import threading
 from collections.abc import Iterable
 
 from cosmolet import logs
-from cosmolet.config import Config
-from cosmolet.frr_config import BFD_PROFILE
-from cosmolet.neighbors import Link
+from cosmolet.config.schema import Config
+from cosmolet.engine.model import Link
+from cosmolet.hybrid.frr_config import BFD_PROFILE
 
-log = logs.get("cosmolet.bfd")
+log = logs.get("cosmolet.hybrid.bfd")
 
 
 def profile_commands(config: Config) -> list[str]:

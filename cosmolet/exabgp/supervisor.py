@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cosmolet import exabgp_config, journal, logs
-from cosmolet.agent import JOURNAL_NAME
-from cosmolet.config import Config, Mode
-from cosmolet.neighbors import Link, snapshot
+from cosmolet import logs
+from cosmolet.agent import journal
+from cosmolet.agent.reconciler import JOURNAL_NAME
+from cosmolet.config.schema import Config, Mode
+from cosmolet.engine.model import Link
+from cosmolet.exabgp import config as exabgp_config
+from cosmolet.hybrid.neighbors import snapshot
 
-log = logs.get("cosmolet.start")
+log = logs.get("cosmolet.exabgp.supervisor")
 
 EXABGP_CONF = "exabgp.conf"
 
@@ -73,7 +76,7 @@ def supervise(config: Config, conf: Path) -> int:
     # cosmolet's ExaBGP settings, unless the operator set one explicitly (``exabgp.*``).
     env = {**exabgp_config.environment(), **os.environ}
     process = subprocess.Popen(
-        [sys.executable, "-m", "cosmolet.exabgp_launch", "server", str(conf)], env=env
+        [sys.executable, "-m", "cosmolet.exabgp.launch", "server", str(conf)], env=env
     )
     stopping = threading.Event()
 

@@ -19,10 +19,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from cosmolet import __version__
-from cosmolet.speaker import SessionState
+from cosmolet.agent.speaker import SessionState
 
 if TYPE_CHECKING:
-    from cosmolet.agent import Agent
+    from cosmolet.agent.reconciler import Agent
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosmolet import __version__
-from cosmolet.config import Config, Family, Mode, Peer, Problem
-from cosmolet.exabgp_api import Session
-from cosmolet.neighbors import Link
+from cosmolet.config.schema import Config, Mode, Peer, Problem
+from cosmolet.engine.model import Family, Link
+from cosmolet.exabgp.api import Session
 
 PROCESS_NAME = "cosmolet"
 MASK = "<masked>"

@@ -28,10 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cosmolet import exabgp_api
-from cosmolet.config import Family
-from cosmolet.exabgp_api import PeerEvent, PeerState, Session
-from cosmolet.routes import Attributes, Route, prefix_sort_key
+from cosmolet.engine.model import Attributes, Family, Route, prefix_sort_key
+from cosmolet.exabgp import api as exabgp_api
+from cosmolet.exabgp.api import PeerEvent, PeerState, Session
 
 #: Attributes of a prefix that a previous agent may have announced: unknown, so never equal.
 _UNKNOWN = Attributes(communities=("?",))

@@ -17,12 +17,12 @@ from typing import Any
 import msgspec
 
 from cosmolet import logs
-from cosmolet.config import Config
+from cosmolet.agent.cluster_state import ClusterState
+from cosmolet.config.schema import Config
+from cosmolet.engine.model import Skip, SkipCode
+from cosmolet.engine.objects import Malformed, Node, Record, Service
 from cosmolet.kube import client
 from cosmolet.kube.reflector import Reflector
-from cosmolet.objects import Malformed, Node, Record, Service
-from cosmolet.plan_builder import ClusterState
-from cosmolet.routes import Skip, SkipCode
 
 log = logs.get("cosmolet.kube")
 

@@ -1,20 +1,19 @@
-"""The cosmolet configuration: one YAML file, camelCase keys, validated on load.
+"""The cosmolet configuration's schema: camelCase keys, validated, every error with its field path.
 
 Every error names the field path (``bgp.peers[1].asn``) and what was expected, and unknown keys are
-errors, because a typo in a routing policy must not pass silently. ``load_config`` is the only entry
-point; the models double as the source of the JSON schema used by the Helm chart.
+errors, because a typo in a routing policy must not pass silently. The models double as the source
+of the JSON schema used by the Helm chart. Pure: reading the file and the environment is
+``cosmolet.config.loader``'s job, so the route engine may import this module.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,8 +24,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from cosmolet import bgp_values
-from cosmolet.selector import LabelSelector, parse_selector
+from cosmolet.engine import bgp_values
+from cosmolet.engine.model import Family
+from cosmolet.engine.selector import LabelSelector, parse_selector
 
 
 def _ip_address(value: Any) -> Any:
@@ -69,11 +69,6 @@ DEFAULT_MAX_ROUTES = 100_000
 class Mode(StrEnum):
     NUMBERED = "numbered"
     HYBRID = "hybrid"
-
-
-class Family(StrEnum):
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
 
 
 class _Model(BaseModel):
@@ -252,7 +247,7 @@ class Kubernetes(_Model):
 
 class Config(_Model):
     mode: Mode = Mode.NUMBERED
-    node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
+    node_name: str = ""  # the loader fills it from NODE_NAME when empty
     loop_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
     runtime_dir: Path = Path("/run/cosmolet")
     bgp: Bgp
@@ -392,21 +387,3 @@ def validate(data: Any, source: str = "config") -> Config:
     if problems:
         raise ConfigError(source, problems)
     return config
-
-
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file.
-
-    Raises:
-        ConfigError: the file is unreadable, is not YAML, or fails validation.
-    """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(source, [Problem("", f"cannot read: {error.strerror}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(source, [Problem("", f"not valid YAML: {error}")]) from None
-    return validate(data, source)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cosmolet import __version__, logs
-from cosmolet.metrics import exabgp_version, since_epoch
+from cosmolet.agent.metrics import exabgp_version, since_epoch
 
 if TYPE_CHECKING:
-    from cosmolet.agent import Agent
+    from cosmolet.agent.reconciler import Agent
 
 log = logs.get("cosmolet.http")
 

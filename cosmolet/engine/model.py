@@ -1,0 +1,155 @@
+"""The engine's vocabulary: the values every other part of cosmolet passes around.
+
+A leaf module: it imports nothing of cosmolet's and no library. Routes, their attributes and the
+reasons for not advertising something (``Skip``) are frozen and hashable, so plans can be diffed
+and shared between threads without copies.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Family(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class SkipCode(StrEnum):
+    """Why something is not advertised. A closed set: it labels a metric."""
+
+    MALFORMED = "malformed"
+    NOT_SELECTED = "not-selected"
+    OPTED_OUT = "opted-out"
+    EXTERNAL_NAME = "external-name"
+    HEADLESS = "headless"
+    NO_READY_ENDPOINTS = "no-ready-endpoints"
+    NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+    BAD_ANNOTATION = "bad-annotation"
+    BAD_ADDRESS = "bad-address"
+    KIND_DISABLED = "kind-disabled"
+    NOT_ALLOWED = "not-allowed"
+    MAX_ROUTES = "max-routes"
+    NODE_EXCLUDED = "node-excluded"
+    NODE_CORDONED = "node-cordoned"
+    API_LOST = "api-lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Something not advertised: the Service (``namespace/name``, or the node) and why."""
+
+    service: str
+    code: SkipCode
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """The path attributes of a route. Routes that share them are announced in one batch."""
+
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+    local_preference: int | None = None
+    med: int | None = None
+    as_path_prepend: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One host route to advertise: ``prefix`` is ``A.B.C.D/32`` or ``X::Y/128``, canonical."""
+
+    prefix: str
+    family: Family
+    services: tuple[str, ...]
+    attributes: Attributes
+    sort_key: tuple[int, int] = field(default=(0, 0), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.sort_key == (0, 0):
+            object.__setattr__(self, "sort_key", prefix_sort_key(self.prefix))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDecision:
+    """What one Service contributes: its routes (before merging with other Services that share
+    a prefix), what it skipped, and its creationTimestamp (for the maxRoutes ranking)."""
+
+    service: str
+    routes: tuple[Route, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    created: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The desired state: routes sorted by prefix, and everything skipped with its reason."""
+
+    node: str
+    routes: tuple[Route, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "node": self.node,
+            "routes": [
+                {
+                    "prefix": route.prefix,
+                    "family": str(route.family),
+                    "services": list(route.services),
+                    "communities": list(route.attributes.communities),
+                    "largeCommunities": list(route.attributes.large_communities),
+                    "localPreference": route.attributes.local_preference,
+                    "med": route.attributes.med,
+                    "asPathPrepend": route.attributes.as_path_prepend,
+                }
+                for route in self.routes
+            ],
+            "skipped": [
+                {"service": skip.service, "code": str(skip.code), "reason": skip.reason}
+                for skip in self.skipped
+            ],
+        }
+
+
+@functools.lru_cache(maxsize=4096)
+def prefix_sort_key(prefix: str) -> tuple[int, int]:
+    """Sort IPv4 before IPv6, then by numeric address."""
+    network = ipaddress.ip_network(prefix)
+    return network.version, int(network.network_address)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What a Service's endpoints say: a ready one anywhere, and one on this node."""
+
+    ready_anywhere: bool
+    ready_here: bool
+
+    def __or__(self, other: Health) -> Health:
+        return HEALTH[self.ready_anywhere or other.ready_anywhere][
+            self.ready_here or other.ready_here
+        ]
+
+
+#: The four possible values, shared (``HEALTH[anywhere][here]``): a slice costs no object.
+HEALTH = {a: {h: Health(a, h) for h in (False, True)} for a in (False, True)}
+UNHEALTHY = HEALTH[False][False]
+
+
+#: A difference between two route sets: prefix -> the new route, or ``None`` to withdraw it.
+Delta = dict[str, Route | None]
+
+
+@dataclass(frozen=True, order=True)
+class Link:
+    """Hybrid mode: one fabric link with a switch on it: where to peer, and from which address."""
+
+    interface: str
+    local: str  # the node's link-local address on the interface
+    peer: str  # the switch's link-local address

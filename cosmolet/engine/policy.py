@@ -1,0 +1,102 @@
+"""The configured policy, compiled once: which Services and which nodes the engine looks at.
+
+``selection_skip`` and ``namespace_wanted`` are the same rule seen from two sides: the live source
+uses ``namespace_wanted`` to not even keep objects of namespaces never advertised, and
+``cosmolet plan`` reports those Services with the same ``not-selected`` skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cosmolet.config.schema import AdvertiseKind, Config
+from cosmolet.engine.bgp_values import canonical_communities
+from cosmolet.engine.model import Attributes, Skip, SkipCode
+from cosmolet.engine.objects import Node, Service
+from cosmolet.engine.selector import LabelSelector
+
+ADVERTISE_ANNOTATION = "cosmolet.io/advertise"
+EXCLUDE_NODE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The parts of the config the engine reads, compiled once (selector parsed, sets built)."""
+
+    namespaces: frozenset[str]
+    exclude_namespaces: frozenset[str]
+    selector: LabelSelector
+    opt_in: bool
+    cluster_ip: AdvertiseKind
+    external_ips: AdvertiseKind
+    load_balancer_ips: AdvertiseKind
+    max_routes: int
+    withdraw_when_cordoned: bool
+    defaults: Attributes = field(default_factory=Attributes)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Policy:
+        services = config.services
+        return cls(
+            namespaces=frozenset(services.namespaces),
+            exclude_namespaces=frozenset(services.exclude_namespaces),
+            selector=services.selector,
+            opt_in=services.opt_in,
+            cluster_ip=services.advertise.cluster_ip,
+            external_ips=services.advertise.external_ips,
+            load_balancer_ips=services.advertise.load_balancer_ips,
+            max_routes=services.max_routes,
+            withdraw_when_cordoned=config.node.withdraw_when_cordoned,
+            defaults=Attributes(
+                communities=canonical_communities(config.bgp.communities),
+                large_communities=canonical_communities(config.bgp.large_communities),
+                local_preference=config.bgp.local_preference,
+                med=config.bgp.med,
+            ),
+        )
+
+
+def selection_skip(policy: Policy, service: Service) -> Skip | None:
+    """Is this Service one cosmolet looks at? ``None`` when it is."""
+    meta = service.metadata
+    key = service.key
+    if policy.namespaces and meta.namespace not in policy.namespaces:
+        return Skip(key, SkipCode.NOT_SELECTED, "namespace not in services.namespaces")
+    if meta.namespace in policy.exclude_namespaces:
+        return Skip(key, SkipCode.NOT_SELECTED, "namespace in services.excludeNamespaces")
+    if not policy.selector.matches(meta.labels):
+        return Skip(
+            key, SkipCode.NOT_SELECTED, f"labels do not match selector {policy.selector.text!r}"
+        )
+    opt = (meta.annotations or {}).get(ADVERTISE_ANNOTATION)
+    if opt is not None and opt.strip().lower() == "false":
+        return Skip(key, SkipCode.OPTED_OUT, f'annotation {ADVERTISE_ANNOTATION}: "false"')
+    if policy.opt_in and (opt is None or opt.strip().lower() != "true"):
+        return Skip(
+            key,
+            SkipCode.OPTED_OUT,
+            f'services.optIn is set and {ADVERTISE_ANNOTATION} is not "true"',
+        )
+    return None
+
+
+def namespace_wanted(policy: Policy, namespace: str) -> bool:
+    """Can a Service (or EndpointSlice) of this namespace ever be advertised?"""
+    if policy.namespaces and namespace not in policy.namespaces:
+        return False
+    return namespace not in policy.exclude_namespaces
+
+
+def node_skip(policy: Policy, node_name: str, node: Node | None) -> Skip | None:
+    """A node-level reason to advertise nothing at all (graceful drain), or ``None``."""
+    if node is None:
+        return None
+    if EXCLUDE_NODE_LABEL in (node.metadata.labels or {}):
+        return Skip(node_name, SkipCode.NODE_EXCLUDED, f"node is labelled {EXCLUDE_NODE_LABEL}")
+    if policy.withdraw_when_cordoned and node.cordoned:
+        return Skip(
+            node_name,
+            SkipCode.NODE_CORDONED,
+            "node is cordoned and node.withdrawWhenCordoned is set",
+        )
+    return None

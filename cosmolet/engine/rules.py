@@ -1,0 +1,225 @@
+"""The rules for one Service: which of its addresses this node advertises, with what attributes,
+and a ``Skip`` with a stable code and a human reason for each one it does not.
+
+``evaluate_service`` decides one Service alone, so a watch event recomputes only the Service it
+touches; ``cosmolet.engine.plan`` combines the decisions.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from cosmolet.config.schema import IPNetwork
+from cosmolet.engine import bgp_values
+from cosmolet.engine.bgp_values import canonical_communities
+from cosmolet.engine.model import (
+    HEALTH,
+    Attributes,
+    Family,
+    Health,
+    IPAddress,
+    Route,
+    ServiceDecision,
+    Skip,
+    SkipCode,
+)
+from cosmolet.engine.objects import ANNOTATION_PREFIX, EndpointSlice, Service
+from cosmolet.engine.policy import Policy, selection_skip
+
+COMMUNITIES_ANNOTATION = "cosmolet.io/communities"
+LARGE_COMMUNITIES_ANNOTATION = "cosmolet.io/large-communities"
+LOCAL_PREFERENCE_ANNOTATION = "cosmolet.io/local-preference"
+MED_ANNOTATION = "cosmolet.io/med"
+PREPEND_ANNOTATION = "cosmolet.io/as-path-prepend"
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def service_attributes(defaults: Attributes, annotations: Mapping[str, str] | None) -> Attributes:
+    """Config defaults overridden by the Service's annotations.
+
+    Communities from annotations are *added* to the configured ones (a site's tagging community
+    cannot be removed by a Service owner); local-preference, MED and prepend replace the default.
+
+    Raises:
+        ValueError: naming the annotation and what was expected.
+    """
+    if not annotations or not any(key.startswith(ANNOTATION_PREFIX) for key in annotations):
+        return defaults
+    communities = list(defaults.communities)
+    large = list(defaults.large_communities)
+    local_preference = defaults.local_preference
+    med = defaults.med
+    prepend = defaults.as_path_prepend
+    if (text := annotations.get(COMMUNITIES_ANNOTATION)) is not None:
+        communities += _annotated_list(COMMUNITIES_ANNOTATION, text, bgp_values.parse_community)
+    if (text := annotations.get(LARGE_COMMUNITIES_ANNOTATION)) is not None:
+        large += _annotated_list(
+            LARGE_COMMUNITIES_ANNOTATION, text, bgp_values.parse_large_community
+        )
+    if (text := annotations.get(LOCAL_PREFERENCE_ANNOTATION)) is not None:
+        local_preference = _annotated(LOCAL_PREFERENCE_ANNOTATION, text, "local-preference")
+    if (text := annotations.get(MED_ANNOTATION)) is not None:
+        med = _annotated(MED_ANNOTATION, text, "MED")
+    if (text := annotations.get(PREPEND_ANNOTATION)) is not None:
+        try:
+            prepend = bgp_values.parse_prepend(text)
+        except ValueError as error:
+            raise ValueError(f"annotation {PREPEND_ANNOTATION}: {error}") from None
+    return Attributes(
+        communities=canonical_communities(communities),
+        large_communities=canonical_communities(large),
+        local_preference=local_preference,
+        med=med,
+        as_path_prepend=prepend,
+    )
+
+
+def _annotated_list(annotation: str, text: str, parse: Callable[[str], str]) -> list[str]:
+    try:
+        return [parse(item) for item in bgp_values.split_list(text)]
+    except ValueError as error:
+        raise ValueError(f"annotation {annotation}: {error}") from None
+
+
+def _annotated(annotation: str, text: str, what: str) -> int:
+    try:
+        return bgp_values.parse_u32(text, what)
+    except ValueError as error:
+        raise ValueError(f"annotation {annotation}: {error}") from None
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def host_prefix(text: str) -> tuple[str, Family, IPAddress]:
+    """The canonical /32 or /128 for one unicast address.
+
+    Raises:
+        ValueError: when ``text`` is not an address that may be routed to a Service.
+    """
+    address: IPAddress = ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text)
+    if (
+        (isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None)
+        or address.is_unspecified
+        or address.is_loopback
+        or address.is_multicast
+        or address.is_link_local
+        or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None)
+        or address == _BROADCAST
+    ):
+        raise ValueError(f"{text} is not a unicast address that can be routed")
+    if address.version == 4:
+        return f"{address}/32", Family.IPV4, address
+    return f"{address}/128", Family.IPV6, address
+
+
+def _allowed(networks: Sequence[IPNetwork], address: IPAddress) -> bool:
+    return any(address in network for network in networks)
+
+
+def endpoint_health(slices: Iterable[EndpointSlice], node_name: str) -> Health:
+    """Does the Service have a ready endpoint at all, and one on this node?"""
+    anywhere = False
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.endpoints or ():
+            if endpoint.ready:
+                anywhere = True
+                if node_name and endpoint.node_name == node_name:
+                    return HEALTH[True][True]
+    return HEALTH[anywhere][False]
+
+
+def evaluate_service(
+    policy: Policy, node_name: str, service: Service, health: Health
+) -> ServiceDecision:
+    """Decide which of one Service's IPs this node should advertise, and why not the rest.
+
+    ``health`` is ``endpoint_health`` of the Service's EndpointSlices.
+    """
+    key = service.key
+    skip = selection_skip(policy, service)
+    if skip:
+        return ServiceDecision(key, skipped=(skip,))
+    spec = service.spec
+    if spec.type == "ExternalName":
+        return ServiceDecision(key, skipped=(Skip(key, SkipCode.EXTERNAL_NAME, "ExternalName"),))
+    cluster_ips = [ip for ip in (spec.cluster_ips or [spec.cluster_ip or ""]) if ip]
+    if any(ip == "None" for ip in cluster_ips):
+        return ServiceDecision(
+            key, skipped=(Skip(key, SkipCode.HEADLESS, "headless (clusterIP None)"),)
+        )
+    try:
+        attributes = service_attributes(policy.defaults, service.metadata.annotations)
+    except ValueError as error:
+        return ServiceDecision(key, skipped=(Skip(key, SkipCode.BAD_ANNOTATION, str(error)),))
+    if not health.ready_anywhere:
+        return ServiceDecision(
+            key, skipped=(Skip(key, SkipCode.NO_READY_ENDPOINTS, "no ready endpoints"),)
+        )
+
+    routes: dict[str, Route] = {}
+    skipped: list[Skip] = []
+    load_balancer = service.status.load_balancer if service.status else None
+    sources = (
+        ("clusterIP", policy.cluster_ip, cluster_ips, spec.internal_traffic_policy, True),
+        (
+            "externalIPs",
+            policy.external_ips,
+            spec.external_ips or [],
+            spec.external_traffic_policy,
+            False,
+        ),
+        (
+            "loadBalancerIPs",
+            policy.load_balancer_ips,
+            [ingress.ip for ingress in (load_balancer.ingress or []) if ingress.ip]
+            if load_balancer
+            else [],
+            spec.external_traffic_policy,
+            False,
+        ),
+    )
+    for kind, settings, addresses, traffic_policy, empty_allows_all in sources:
+        if not addresses:
+            continue
+        if not settings.enabled:
+            skipped.append(
+                Skip(
+                    key,
+                    SkipCode.KIND_DISABLED,
+                    f"{kind} {', '.join(addresses)}: services.advertise.{kind}.enabled is false",
+                )
+            )
+            continue
+        if traffic_policy == "Local" and not health.ready_here:
+            policy_name = "internal" if kind == "clusterIP" else "external"
+            skipped.append(
+                Skip(
+                    key,
+                    SkipCode.NO_LOCAL_ENDPOINTS,
+                    f"{kind} {', '.join(addresses)}: {policy_name}TrafficPolicy Local and no ready "
+                    f"endpoint on node {node_name or '?'}",
+                )
+            )
+            continue
+        for address in addresses:
+            try:
+                prefix, family, ip = host_prefix(address)
+            except ValueError as error:
+                skipped.append(Skip(key, SkipCode.BAD_ADDRESS, f"{kind} {address!r}: {error}"))
+                continue
+            allowlist = settings.allowed_cidrs
+            if (allowlist or not empty_allows_all) and not _allowed(allowlist, ip):
+                skipped.append(
+                    Skip(
+                        key,
+                        SkipCode.NOT_ALLOWED,
+                        f"{kind} {address} outside services.advertise.{kind}.allowedCIDRs",
+                    )
+                )
+                continue
+            routes.setdefault(
+                prefix, Route(prefix, family, (key,), attributes, (ip.version, int(ip)))
+            )
+    created = service.metadata.creation_timestamp or ""
+    return ServiceDecision(key, tuple(routes.values()), tuple(skipped), created)

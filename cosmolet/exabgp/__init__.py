@@ -1,0 +1,3 @@
+"""The ExaBGP edge: its configuration, its API wire format, its launcher and the supervisor of
+`cosmolet start`.
+"""

@@ -1,0 +1,3 @@
+"""The hybrid-mode edge: the fabric switches found over netlink, the node's FRR (zebra router
+advertisements) and BFD.
+"""
