@@ -40,16 +40,30 @@ def run(args: Sequence[str], check: bool = True, timeout: float = 30) -> str:
 def wait_for(
     predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = ""
 ) -> T:
-    """Poll ``predicate`` until it returns a truthy value; raise TimeoutError naming ``what``."""
+    """Poll ``predicate`` until it returns a truthy value; raise TimeoutError naming ``what``.
+
+    An exception from ``predicate`` counts as "not yet" (a daemon still starting refuses
+    connections) and is retried while time lasts. If the last attempt raised, the timeout is
+    raised *from* that exception and names it: a bug in the predicate must show as itself, not
+    as a mysterious timeout.
+    """
     deadline = time.monotonic() + timeout
     last: T | None = None
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             last = predicate()
+        except Exception as error:  # retried: see the docstring
+            last, last_error = None, error
+        else:
             if last:
                 return last
+            last_error = None
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or predicate}: {last!r}")
+    waited = f"timed out after {timeout:.0f}s waiting for {what or predicate}"
+    if last_error is not None:
+        raise TimeoutError(f"{waited}: last attempt raised {last_error!r}") from last_error
+    raise TimeoutError(f"{waited}: {last!r}")
 
 
 @dataclass
@@ -261,7 +275,7 @@ class Lab:
         for process in reversed(self.processes):
             if process.poll() is None:
                 _kill_and_wait(process.pid)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=1)
         for pid in reversed(self.pids):
             _kill_and_wait(pid)
