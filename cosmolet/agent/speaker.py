@@ -1,9 +1,12 @@
-"""The speaker: the whole desired route set in, the ExaBGP commands that realise it out.
+"""The speaker: changes to the desired route set in, the ExaBGP commands that realise them out.
 
-Like MetalLB's BGP session, the speaker is given the *complete* desired set every time and diffs
-it, per peer, against what it has already advertised: new prefixes are announced, changed
-attributes re-announced, vanished prefixes withdrawn, and nothing else is sent. It does no I/O;
-the agent writes the lines it returns.
+The reconciler feeds it *deltas* (``update_routes``: prefix -> route, ``None`` to withdraw); the
+speaker keeps the whole desired set itself and, per peer, what that peer was sent. Each delta is
+diffed against what each peer was sent: new prefixes are announced, changed attributes
+re-announced, removed prefixes withdrawn, and nothing else is sent. Only the delta's prefixes are
+looked at unless a peer needs the whole set (the first plan, a new session, a pending End-of-RIB,
+a failed write): then the whole desired set is diffed against what that peer was sent. It does
+no I/O; the agent writes the lines it returns.
 
 Peer sessions move through three states:
 
@@ -11,9 +14,10 @@ Peer sessions move through three states:
   (the agent alone was restarted). Changes are sent; prefixes a previous agent may have left in
   ExaBGP (``restore``) are withdrawn unless still desired.
 - ``UP``: ExaBGP reported the session up. On that edge the whole desired set is re-asserted to
-  the peer (ExaBGP keeps no adj-RIB-out for it) followed by an End-of-RIB per family, which under
-  graceful restart is what tells the peer to drop any stale route we did not re-assert. Until the
-  first plan exists the EOR waits: the peer keeps its stale routes meanwhile.
+  the peer (what ExaBGP re-sent of its own cannot be asked: adj-RIB-out is off), followed by an
+  End-of-RIB per family, which under graceful restart is what tells the peer to drop any stale
+  route we did not re-assert. Until the first plan exists the EOR waits: the peer keeps its
+  stale routes meanwhile.
 - ``DOWN``: nothing is sent; the peer has dropped (or holds as stale) everything. ExaBGP,
   though, keeps what we announced to the peer and re-sends it when the session returns, so what
   the peer was sent is kept as *unknown*: on UP each such prefix is re-announced if still
@@ -80,7 +84,8 @@ class Changes:
 
 
 class Speaker:
-    """Per-peer diffing of the desired set into ExaBGP commands."""
+    """Keeps the desired set and, per peer, what was sent; turns each change into the ExaBGP
+    commands that bring every reachable peer to the desired set (see the module docstring)."""
 
     def __init__(self, sessions: Iterable[Session], enabled: bool = True) -> None:
         self.peers: dict[str, PeerRib] = {s.name: PeerRib(s) for s in sessions}
@@ -112,13 +117,6 @@ class Speaker:
                 for prefix in stale:
                     if _family_of(prefix) in rib.session.families:
                         rib.advertised.setdefault(prefix, _UNKNOWN)
-
-    def set_routes(self, routes: Iterable[Route]) -> Changes:
-        """Make every reachable peer carry exactly ``routes``."""
-        new = {route.prefix: route for route in routes}
-        touched = _differing(self.desired, new)
-        self.desired = new
-        return self._publish(touched)
 
     def update_routes(self, delta: Mapping[str, Route | None]) -> Changes:
         """Apply a difference to the desired set (``None`` removes a prefix)."""
@@ -264,13 +262,6 @@ def _forget_attributes(rib: PeerRib) -> None:
     """What the peer holds from us is no longer known, only what it may hold."""
     for prefix in rib.advertised:
         rib.advertised[prefix] = _UNKNOWN
-
-
-def _differing(old: dict[str, Route], new: dict[str, Route]) -> list[str]:
-    """Prefixes added, removed or changed between two desired sets."""
-    touched = [prefix for prefix, route in new.items() if old.get(prefix) != route]
-    touched += [prefix for prefix in old if prefix not in new]
-    return touched
 
 
 def _family_of(prefix: str) -> str:

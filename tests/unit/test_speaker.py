@@ -1,4 +1,5 @@
-"""The speaker's per-peer diff, session edges and restore, checked on the lines it returns."""
+"""The speaker's per-peer diff, session edges and restore, checked on the lines it returns for
+the deltas of ``update_routes`` (prefix -> route, ``None`` to withdraw)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def route(prefix: str, attributes: Attributes = PLAIN) -> Route:
     return Route(prefix, family, ("default/x",), attributes)
 
 
+def delta(*routes: Route, gone: tuple[str, ...] = ()) -> dict[str, Route | None]:
+    """A delta announcing ``routes`` (in order) and withdrawing ``gone``."""
+    result: dict[str, Route | None] = {r.prefix: r for r in routes}
+    result.update(dict.fromkeys(gone))
+    return result
+
+
 def up(speaker: Speaker, session: Session) -> list[str]:
     return speaker.peer_event(PeerEvent(session.name, PeerState.UP)).lines
 
@@ -29,7 +37,9 @@ def down(speaker: Speaker, session: Session) -> None:
 
 def test_first_plan_announces_per_family_batched() -> None:
     speaker = Speaker([V4, V6])
-    changes = speaker.set_routes([route("10.0.0.2/32"), route("10.0.0.1/32"), route("fd00::1/128")])
+    changes = speaker.update_routes(
+        delta(route("10.0.0.2/32"), route("10.0.0.1/32"), route("fd00::1/128"))
+    )
     assert changes.lines == [
         "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.1/32 10.0.0.2/32",
         "neighbor fd00:1:: announce attributes next-hop self nlri fd00::1/128",
@@ -38,9 +48,12 @@ def test_first_plan_announces_per_family_batched() -> None:
 
 def test_only_differences_are_sent() -> None:
     speaker = Speaker([V4])
-    speaker.set_routes([route("10.0.0.1/32"), route("10.0.0.2/32")])
-    assert speaker.set_routes([route("10.0.0.1/32"), route("10.0.0.2/32")]).lines == []
-    changes = speaker.set_routes([route("10.0.0.1/32", TAGGED), route("10.0.0.3/32")])
+    speaker.update_routes(delta(route("10.0.0.1/32"), route("10.0.0.2/32")))
+    # The same routes again (a Service re-listed): nothing to send.
+    assert speaker.update_routes(delta(route("10.0.0.1/32"), route("10.0.0.2/32"))).lines == []
+    changes = speaker.update_routes(
+        delta(route("10.0.0.1/32", TAGGED), route("10.0.0.3/32"), gone=("10.0.0.2/32",))
+    )
     assert changes.lines == [
         "neighbor 10.0.1.0 announce attributes next-hop self community [65001:1] nlri 10.0.0.1/32",
         "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.3/32",
@@ -52,23 +65,25 @@ def test_only_differences_are_sent() -> None:
 
 def test_a_change_of_services_alone_sends_nothing() -> None:
     speaker = Speaker([V4])
-    speaker.set_routes([route("10.0.0.1/32")])
+    speaker.update_routes(delta(route("10.0.0.1/32")))
     moved = Route("10.0.0.1/32", Family.IPV4, ("default/a", "default/b"), PLAIN)
-    assert speaker.set_routes([moved]).lines == []
+    assert speaker.update_routes(delta(moved)).lines == []
+    assert speaker.desired["10.0.0.1/32"] is moved
 
 
 def test_batches_hold_at_most_500_prefixes() -> None:
     speaker = Speaker([V4])
-    lines = speaker.set_routes([route(f"10.0.{i // 256}.{i % 256}/32") for i in range(1201)]).lines
+    routes = [route(f"10.0.{i // 256}.{i % 256}/32") for i in range(1201)]
+    lines = speaker.update_routes(delta(*routes)).lines
     assert [line.count("/32") for line in lines] == [500, 500, 201]
 
 
 def test_peer_up_reasserts_everything_then_eor_and_down_sends_nothing() -> None:
     speaker = Speaker([V4, V6])
-    speaker.set_routes([route("10.0.0.1/32"), route("fd00::1/128")])
+    speaker.update_routes(delta(route("10.0.0.1/32"), route("fd00::1/128")))
     down(speaker, V4)
     assert speaker.peers[V4.name].state is SessionState.DOWN
-    changes = speaker.set_routes([route("10.0.0.2/32"), route("fd00::1/128")])
+    changes = speaker.update_routes(delta(route("10.0.0.2/32"), gone=("10.0.0.1/32",)))
     assert all(not line.startswith("neighbor 10.0.1.0") for line in changes.lines)
     # 10.0.0.1/32 went away during the outage: ExaBGP still has it for the peer and would send
     # it again on reconnect, so it is withdrawn explicitly.
@@ -88,12 +103,12 @@ def test_peer_up_reasserts_everything_then_eor_and_down_sends_nothing() -> None:
 def test_eor_waits_for_the_first_plan() -> None:
     speaker = Speaker([V4])
     assert up(speaker, V4) == []
-    assert speaker.set_routes([route("10.0.0.1/32")]).lines == [
+    assert speaker.update_routes(delta(route("10.0.0.1/32"))).lines == [
         "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.1/32",
         "neighbor 10.0.1.0 announce eor ipv4 unicast",
     ]
     # Later plans send no EOR.
-    assert speaker.set_routes([]).lines == [
+    assert speaker.update_routes(delta(gone=("10.0.0.1/32",))).lines == [
         "neighbor 10.0.1.0 withdraw attributes next-hop self nlri 10.0.0.1/32"
     ]
 
@@ -101,13 +116,13 @@ def test_eor_waits_for_the_first_plan() -> None:
 def test_an_empty_first_plan_still_ends_with_eor() -> None:
     speaker = Speaker([V4])
     up(speaker, V4)
-    assert speaker.set_routes([]).lines == ["neighbor 10.0.1.0 announce eor ipv4 unicast"]
+    assert speaker.update_routes({}).lines == ["neighbor 10.0.1.0 announce eor ipv4 unicast"]
 
 
 def test_restore_withdraws_stale_prefixes_and_reannounces_the_wanted_ones() -> None:
     speaker = Speaker([V4, V6])
     speaker.restore({"10.0.0.1/32", "10.0.0.9/32", "fd00::9/128"})
-    changes = speaker.set_routes([route("10.0.0.1/32"), route("10.0.0.2/32")])
+    changes = speaker.update_routes(delta(route("10.0.0.1/32"), route("10.0.0.2/32")))
     assert changes.lines == [
         "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.1/32 10.0.0.2/32",
         "neighbor 10.0.1.0 withdraw attributes next-hop self nlri 10.0.0.9/32",
@@ -117,7 +132,7 @@ def test_restore_withdraws_stale_prefixes_and_reannounces_the_wanted_ones() -> N
 
 def test_withdraw_all_and_unknown_peers() -> None:
     speaker = Speaker([V4])
-    speaker.set_routes([route("10.0.0.1/32")])
+    speaker.update_routes(delta(route("10.0.0.1/32")))
     assert speaker.peer_event(PeerEvent("192.0.2.99", PeerState.UP)).lines == []
     assert speaker.withdraw_all().lines == [
         "neighbor 10.0.1.0 withdraw attributes next-hop self nlri 10.0.0.1/32"
@@ -126,7 +141,7 @@ def test_withdraw_all_and_unknown_peers() -> None:
 
 def test_disabled_speaker_tracks_but_sends_nothing() -> None:
     speaker = Speaker([V4], enabled=False)
-    changes = speaker.set_routes([route("10.0.0.1/32")])
+    changes = speaker.update_routes(delta(route("10.0.0.1/32")))
     assert changes.lines == []
     assert changes.announced == {"10.0.0.1/32"}
 
@@ -135,7 +150,7 @@ def test_ibgp_attributes_and_prepend_rules() -> None:
     ibgp = Session(ipaddress.ip_address("10.0.2.0"), 65001, 65001, (Family.IPV4,))
     rich = Attributes(("65001:1", "no-export"), ("65001:0:1",), 200, 5, 2)
     speaker = Speaker([V4, ibgp])
-    lines = speaker.set_routes([route("10.0.0.1/32", rich)]).lines
+    lines = speaker.update_routes(delta(route("10.0.0.1/32", rich))).lines
     assert lines == [
         "neighbor 10.0.1.0 announce attributes next-hop self med 5 community [65001:1 no-export] "
         "large-community [65001:0:1] as-path [65001 65001 65001] nlri 10.0.0.1/32",
@@ -149,11 +164,11 @@ def test_a_batch_line_never_mixes_families() -> None:
         ipaddress.ip_address("fe80::1"), 65001, None, (Family.IPV4, Family.IPV6), next_hop="fe80::2"
     )
     speaker = Speaker([both])
-    assert speaker.set_routes([route("fd00::1/128"), route("10.0.0.1/32")]).lines == [
+    assert speaker.update_routes(delta(route("fd00::1/128"), route("10.0.0.1/32"))).lines == [
         "neighbor fe80::1 announce attributes next-hop fe80::2 nlri 10.0.0.1/32",
         "neighbor fe80::1 announce attributes next-hop fe80::2 nlri fd00::1/128",
     ]
-    assert speaker.set_routes([]).lines == [
+    assert speaker.update_routes(delta(gone=("fd00::1/128", "10.0.0.1/32"))).lines == [
         "neighbor fe80::1 withdraw attributes next-hop fe80::2 nlri 10.0.0.1/32",
         "neighbor fe80::1 withdraw attributes next-hop fe80::2 nlri fd00::1/128",
     ]
