@@ -159,11 +159,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     from cosmolet import logs
-    from cosmolet.agent import reconciler as agent
+    from cosmolet.agent import main as agent
     from cosmolet.exabgp import config as exabgp_config
+    from cosmolet.sources import Source
 
     logs.configure(config.logging.level, config.logging.format)
-    source: agent.Source
+    source: Source
     if args.objects:
         from cosmolet.sources.file import FileSource
 

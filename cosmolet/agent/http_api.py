@@ -11,53 +11,38 @@ reconciler (which may be blocked writing to a busy ExaBGP) and never block it.
 from __future__ import annotations
 
 import json
-import platform
 import threading
+import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from cosmolet import __version__, logs
-from cosmolet.agent.metrics import exabgp_version, since_epoch
-
-if TYPE_CHECKING:
-    from cosmolet.agent.reconciler import Agent
+from cosmolet import logs
+from cosmolet.agent.view import AgentView
+from cosmolet.version import version_info
 
 log = logs.get("cosmolet.http")
 
 
-def version_info() -> dict[str, str]:
-    import os
-
-    return {
-        "version": __version__,
-        "gitCommit": os.environ.get("COSMOLET_GIT_COMMIT", "unknown"),
-        "exabgp": exabgp_version(),
-        "python": platform.python_version(),
-    }
-
-
-def status(agent: Agent) -> dict[str, Any]:
-    """Peers and routes, read without locks (dict copies are atomic in CPython)."""
-    now = agent.clock()
+def status(agent: AgentView) -> dict[str, Any]:
+    """Peers and routes, from the agent's view (copies, no locks)."""
+    now = agent.now()
     peers = []
     by_prefix: dict[str, list[str]] = {}
-    for name, rib in list(agent.speaker.peers.items()):
-        advertised = rib.advertised.copy()
-        for prefix in advertised:
-            by_prefix.setdefault(prefix, []).append(name)
+    for peer in agent.peers():
+        for prefix in peer.advertised:
+            by_prefix.setdefault(prefix, []).append(peer.name)
         peers.append(
             {
-                "address": name,
-                "interface": rib.session.interface or None,
-                "state": str(rib.state),
-                "since": _iso(since_epoch(rib.since, now)) if rib.since else None,
-                "routes": len(advertised),
+                "address": peer.name,
+                "interface": peer.interface,
+                "state": peer.state,
+                "since": _iso(since_epoch(peer.since, now)) if peer.since else None,
+                "routes": len(peer.advertised),
             }
         )
-    desired = agent.speaker.desired.copy()
     routes = [
         {
             "prefix": route.prefix,
@@ -65,17 +50,22 @@ def status(agent: Agent) -> dict[str, Any]:
             "services": list(route.services),
             "peers": sorted(by_prefix.get(route.prefix, [])),
         }
-        for route in sorted(desired.values(), key=lambda route: route.sort_key)
+        for route in sorted(agent.desired(), key=lambda route: route.sort_key)
     ]
     ready, reason = agent.ready()
     return {
-        "node": agent.config.node_name,
+        "node": agent.node_name,
         "ready": ready,
         "reason": reason,
-        "bgpEnabled": agent.config.bgp.enabled,
+        "bgpEnabled": agent.bgp_enabled,
         "peers": peers,
         "routes": routes,
     }
+
+
+def since_epoch(monotonic_value: float, clock_now: float) -> float:
+    """A monotonic timestamp as Unix time, for ``/status``."""
+    return time.time() - (clock_now - monotonic_value)
 
 
 def _iso(epoch: float) -> str:
@@ -109,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ready, reason = agent.ready()
                 self._send(200 if ready else 503, f"{reason}\n".encode())
             elif path == "/metrics":
-                self._send(200, generate_latest(agent.metrics.registry), CONTENT_TYPE_LATEST)
+                self._send(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
             elif path == "/version":
                 self._json(200, version_info())
             elif path == "/status":
@@ -127,18 +117,23 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], agent: Agent) -> None:
+    def __init__(
+        self, address: tuple[str, int], agent: AgentView, registry: CollectorRegistry
+    ) -> None:
         import socket
 
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.agent = agent
+        self.registry = registry
 
 
-def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer | None:
+def serve(
+    agent: AgentView, registry: CollectorRegistry, host: str, port: int
+) -> ThreadingHTTPServer | None:
     """Start the endpoints in a daemon thread; ``None`` (and a log line) if the port is taken."""
     try:
-        server = _Server((host, port), agent)
+        server = _Server((host, port), agent, registry)
     except OSError as error:
         log.error("cannot serve HTTP endpoints", listen=f"{host}:{port}", error=str(error))
         return None

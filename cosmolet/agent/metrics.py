@@ -1,5 +1,5 @@
-"""Prometheus metrics: event counters and histograms updated by the reconciler, and gauges
-read from the agent's state at scrape time (so they can never drift from it).
+"""Prometheus metrics: counters and histograms fed by each ``Reconciled`` report (``observe``),
+and gauges read from the agent's read-only view at scrape time (so they can never drift from it).
 
 Label values are bounded: ``peer`` is a configured or discovered BGP neighbor, ``family`` is
 ipv4/ipv6, ``reason`` is a ``SkipCode``, ``kind`` a watched resource. No Service name or prefix
@@ -9,20 +9,18 @@ is ever a label (10,000 Services would make 10,000 series).
 from __future__ import annotations
 
 import platform
-import time
 from collections import Counter as Tally
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from cosmolet import __version__
-from cosmolet.agent.speaker import SessionState
-
-if TYPE_CHECKING:
-    from cosmolet.agent.reconciler import Agent
+from cosmolet.agent.report import Reconciled
+from cosmolet.agent.view import AgentView
+from cosmolet.version import exabgp_version
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -68,22 +66,32 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.errors = Counter(
-            "cosmolet_reconcile_errors",
-            "Events whose handling failed (logged; the loop went on).",
-            registry=self.registry,
-        )
+
+    def observe(self, report: Reconciled) -> None:
+        """Count what one reconcile wrote, and how long it took."""
+        changes = report.commands
+        if changes.lines:
+            self.commands.inc(len(changes.lines))
+        for (kind, family), count in changes.counts.items():
+            counter = self.announced if kind == "announce" else self.withdrawn
+            counter.labels(family).inc(count)
+        for skip in report.refusals:
+            self.refusals.labels(str(skip.code)).inc()
+        if report.started is not None:
+            self.reconcile.observe(report.finished - report.started)
+            if report.caused_at is not None and changes.lines:
+                self.event_to_command.observe(report.finished - report.caused_at)
 
 
 class StateCollector(Collector):
-    """Gauges computed from the agent when Prometheus scrapes."""
+    """Gauges computed from the agent's view when Prometheus scrapes."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: AgentView) -> None:
         self.agent = agent
 
     def collect(self) -> Iterator[Any]:
         agent = self.agent
-        now = agent.clock()
+        now = agent.now()
         up = GaugeMetricFamily(
             "cosmolet_bgp_session_up", "1 when the BGP session is established.", labels=["peer"]
         )
@@ -97,16 +105,15 @@ class StateCollector(Collector):
             "Routes currently advertised to the peer.",
             labels=["peer", "family"],
         )
-        for name, rib in list(agent.speaker.peers.items()):
-            is_up = rib.state is SessionState.UP
-            up.add_metric([name], 1.0 if is_up else 0.0)
-            uptime.add_metric([name], now - rib.since if is_up else 0.0)
+        for peer in agent.peers():
+            up.add_metric([peer.name], 1.0 if peer.up else 0.0)
+            uptime.add_metric([peer.name], now - (peer.since or now) if peer.up else 0.0)
             counts = Tally(
                 "ipv6" if ":" in prefix else "ipv4"
-                for prefix in (rib.advertised.copy() if is_up else ())
+                for prefix in (peer.advertised if peer.up else ())
             )
-            for family in rib.session.families:
-                advertised.add_metric([name, str(family)], counts.get(str(family), 0))
+            for family in peer.families:
+                advertised.add_metric([peer.name, family], counts.get(family, 0))
         yield up
         yield uptime
         yield advertised
@@ -114,7 +121,7 @@ class StateCollector(Collector):
         desired = GaugeMetricFamily(
             "cosmolet_routes_desired", "Routes the plan wants advertised.", labels=["family"]
         )
-        wanted = Tally(str(route.family) for route in agent.speaker.desired.copy().values())
+        wanted = Tally(str(route.family) for route in agent.desired())
         for name in ("ipv4", "ipv6"):
             desired.add_metric([name], wanted.get(name, 0))
         yield desired
@@ -123,7 +130,7 @@ class StateCollector(Collector):
             "cosmolet_routes_held",
             "Routes wanted but held back because they flapped (services.healthHold).",
         )
-        held.add_metric([], len(agent.hold.held))
+        held.add_metric([], agent.held())
         yield held
 
         skipped = GaugeMetricFamily(
@@ -131,9 +138,8 @@ class StateCollector(Collector):
             "Items of the plan not advertised, by reason.",
             labels=["reason"],
         )
-        if agent.state.readiness.synced:
-            for reason, count in sorted(Tally(s.code for s in agent.state.plan().skipped).items()):
-                skipped.add_metric([str(reason)], count)
+        for reason, count in sorted(Tally(s.code for s in agent.skipped() or ()).items()):
+            skipped.add_metric([str(reason)], count)
         yield skipped
 
         ready = GaugeMetricFamily(
@@ -158,6 +164,12 @@ class StateCollector(Collector):
             connected.add_metric([], 1.0 if api.connected else 0.0)
             yield connected
 
+        errors = CounterMetricFamily(
+            "cosmolet_reconcile_errors", "Events whose handling failed (logged; the loop went on)."
+        )
+        errors.add_metric([], agent.errors())
+        yield errors
+
         info = InfoMetricFamily("cosmolet_build", "Build information.")
         info.add_metric(
             [],
@@ -168,23 +180,3 @@ class StateCollector(Collector):
             },
         )
         yield info
-
-
-_EXABGP_VERSION: str | None = None
-
-
-def exabgp_version() -> str:
-    global _EXABGP_VERSION
-    if _EXABGP_VERSION is None:
-        try:
-            from importlib.metadata import version
-
-            _EXABGP_VERSION = version("exabgp")
-        except Exception:
-            _EXABGP_VERSION = "unknown"
-    return _EXABGP_VERSION
-
-
-def since_epoch(monotonic_value: float, clock_now: float) -> float:
-    """A monotonic timestamp as Unix time, for ``/status``."""
-    return time.time() - (clock_now - monotonic_value)

@@ -1,66 +1,48 @@
-"""``cosmolet agent``: ExaBGP's API process. Plans in, commands out, one reconciler thread.
+"""The reconciler: the one thread that turns route and peer changes into ExaBGP commands.
 
-Threads and what they may do:
+It alone owns the speaker (what each peer was sent), the flap hold, the journal and the command
+pipe. Each turn takes every event queued meanwhile (a burst of cluster changes coalesces into
+one delta), writes the commands, and hands one ``Reconciled`` report to its observers (metrics,
+the change log, Kubernetes Events). A slow ExaBGP that blocks the pipe delays commands but
+never the watch, and never builds a backlog.
 
-- the *source* (objects file, or the Kubernetes watch) updates the ``ClusterState`` and puts a
-  ``RoutesChanged`` signal on the queue;
-- the *stdin reader* turns ExaBGP's JSON events into ``PeerEvent``s on the queue, and reports EOF
-  (ExaBGP is gone: the agent exits rather than outlive it);
-- signal handlers put ``Drain``/``Stop`` on the queue;
-- the *reconciler* (the main thread) alone owns the speaker, the journal and stdout. It takes
-  the accumulated route difference from the state (bursts coalesce into one), so a slow ExaBGP
-  that blocks the pipe delays commands but never the watch, and never builds a backlog.
-
-Nothing an input can contain stops this loop: a failure while handling one event is logged and the
-loop goes on, since ExaBGP exits after five deaths of its API process in a minute and a crash loop
-must never become a fabric outage.
+Nothing an input can contain stops this loop: a failure while handling one event is logged and
+the loop goes on, since ExaBGP exits after five deaths of its API process in a minute and a crash
+loop must never become a fabric outage.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import queue
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Protocol
 
 from cosmolet import logs
-from cosmolet.agent import http_api
-from cosmolet.agent.cluster_state import ClusterState
+from cosmolet.agent.inputs import Drain, Event, NeighborsChanged, RoutesChanged, Stop
 from cosmolet.agent.journal import Journal
-from cosmolet.agent.metrics import Metrics, StateCollector
+from cosmolet.agent.report import Reconciled
 from cosmolet.agent.speaker import Changes, SessionState, Speaker
-from cosmolet.config.schema import Config, Mode
+from cosmolet.agent.view import PeerView
+from cosmolet.config.schema import Config
 from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.hold import RiseHold
-from cosmolet.engine.model import Link, Route
-from cosmolet.exabgp import api as exabgp_api
+from cosmolet.engine.model import Delta, Link, Plan, Route, Skip
 from cosmolet.exabgp import config as exabgp_config
 from cosmolet.exabgp.api import PeerEvent, Session, Shutdown
-from cosmolet.hybrid import bfd
-from cosmolet.hybrid.neighbors import NeighborWatcher
-from cosmolet.kube.events import EventRecorder, ServiceEvent
+from cosmolet.paths import RuntimePaths
+from cosmolet.sources import ApiHealth, Source
+from cosmolet.sources.state import ClusterState
 
-if TYPE_CHECKING:
-    from cosmolet.sources.kube import ApiHealth
+log = logs.get("cosmolet.agent")
 
-log = logs.get("cosmolet.agent.reconciler")
-
-JOURNAL_NAME = "advertised.journal"
-#: Route changes logged one line each, at most this many a second; beyond, summaries.
-DETAIL_LIMIT = 20
-#: /healthz fails when the reconciler loop has not turned for this long (it turns every second
-#: when idle; only a write to ExaBGP blocked this long, or a bug, can stop it).
+#: /healthz fails when the loop has not turned for this long (it turns every second when idle;
+#: only a write to ExaBGP blocked this long, or a bug, can stop it).
 HEALTH_STALL_SECONDS = 120.0
-
-
-class Source(Protocol):
-    def run(self, state: ClusterState, stop: threading.Event) -> None: ...
+PIPE_CLOSED = "ExaBGP closed the command pipe"
 
 
 class Output(Protocol):
@@ -68,54 +50,11 @@ class Output(Protocol):
     def flush(self) -> None: ...
 
 
-#: When set, every command line sent to ExaBGP is also appended to this file (debugging, and the
-#: hostile-input tests, which check that every line cosmolet ever wrote is well formed).
-COMMAND_LOG_ENV = "COSMOLET_COMMAND_LOG"
+Observer = Callable[[Reconciled], None]
 
 
-class Tee:
-    """The command pipe, and a copy of everything written to it."""
-
-    def __init__(self, main: Output, copy: Output) -> None:
-        self.main, self.copy = main, copy
-
-    def write(self, text: str, /) -> int:
-        written = self.main.write(text)
-        self.copy.write(text)
-        return written
-
-    def flush(self) -> None:
-        self.main.flush()
-        self.copy.flush()
-
-
-@dataclass(frozen=True)
-class RoutesChanged:
-    cause: float  # monotonic time of the change that produced it
-
-
-@dataclass(frozen=True)
-class NeighborsChanged:
-    """Hybrid mode: the set of fabric links with a switch on them changed."""
-
-    links: frozenset[Link]
-
-
-@dataclass(frozen=True)
-class Drain:
-    """Withdraw everything and stay up (``shutdown.mode: withdraw``; sent by ``cosmolet start``)."""
-
-
-@dataclass(frozen=True)
-class Stop:
-    reason: str
-
-
-Event = RoutesChanged | PeerEvent | NeighborsChanged | Drain | Stop | Shutdown
-
-
-class Agent:
-    """The reconciler: applies events to the speaker and writes the resulting commands."""
+class Reconciler:
+    """Events in, commands out; implements ``cosmolet.agent.view.AgentView`` for HTTP/metrics."""
 
     def __init__(
         self,
@@ -126,6 +65,7 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.events: queue.Queue[Event] = queue.Queue()
         self.state = ClusterState(
             PlanBuilder(config, config.node_name),
             lambda cause: self.events.put(RoutesChanged(cause)),
@@ -135,31 +75,26 @@ class Agent:
         self.out = out
         self.journal = journal
         self.clock = clock
-        self.events: queue.Queue[Event] = queue.Queue()
+        self.observers: list[Observer] = []
+        #: hybrid mode: told the fabric links whenever they change (BFD peers)
+        self.on_links: Callable[[frozenset[Link]], None] | None = None
+        self.source: Source | None = None
         self.first_sent = False
         self.draining = False
         self.stopped: str | None = None
         self.commands_sent = 0
+        self.error_count = 0
         self.started = clock()
         self.heartbeat = clock()
-        self.source: Source | None = None
-        self.source_thread: threading.Thread | None = None
-        self._warned: set[str] = set()
-        self._log_window = clock()
-        self._logged = 0
-        self._unlogged = 0
-        self.recorder: EventRecorder | None = None
         self.links: frozenset[Link] | None = None
-        self.bfd: bfd.BfdSync | None = None
         self.agent_command = [sys.executable, "-m", "cosmolet", *sys.argv[1:]]
-        self.metrics = Metrics()
-        self.metrics.registry.register(StateCollector(self))
+        self._warned: set[str] = set()
         stale = journal.load()
         if stale:
             log.info("restoring prefixes a previous agent may have announced", count=len(stale))
             self.speaker.restore(stale)
 
-    # --- the reconciler (main thread) ---------------------------------------------------------
+    # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> str:
         """Handle events until told to stop; returns why."""
@@ -170,7 +105,7 @@ class Agent:
                 batch = [self.events.get(timeout=self._wait())]
             except queue.Empty:
                 self.check_peers()
-                self._release_held()
+                self.release_held()
                 if self.speaker.needs_resync and self.first_sent:
                     batch = [RoutesChanged(self.clock())]  # retry a failed write
                 else:
@@ -182,8 +117,27 @@ class Agent:
                     break
             self.handle_batch(batch)
             if self.stopped is None:
-                self._release_held()
+                self.release_held()
         return self.stopped
+
+    def handle_batch(self, batch: Sequence[Event]) -> None:
+        seen_change = False
+        for event in batch:
+            if isinstance(event, RoutesChanged):
+                if seen_change:
+                    continue  # one take of the state covers every change signalled so far
+                seen_change = True
+            self._guarded(functools.partial(self._handle, event), type(event).__name__)
+            if self.stopped:
+                return
+
+    def release_held(self) -> None:
+        """Announce the held prefixes that have now stayed wanted long enough."""
+        if self.draining or not self.first_sent or not self.hold.held:
+            return
+        due = self.hold.release(self.clock())
+        if due:
+            self._guarded(lambda: self._apply_delta(due, "held for flapping, now stable"), "hold")
 
     def _wait(self) -> float:
         """Block for events at most a second, or until the next held prefix is due."""
@@ -192,39 +146,164 @@ class Agent:
             return 1.0
         return min(1.0, max(0.001, due - self.clock()))
 
-    def _release_held(self) -> None:
-        """Announce the held prefixes that have now stayed wanted long enough."""
-        if self.draining or not self.first_sent or not self.hold.held:
-            return
-        due = self.hold.release(self.clock())
-        if not due:
-            return
+    def _guarded(self, action: Callable[[], None], what: str) -> None:
         try:
-            if self.recorder is not None:
-                self._record_events(due)
-            self.apply(self.speaker.update_routes(due), "held for flapping, now stable")
+            action()
         except BrokenPipeError:
-            self.stopped = "ExaBGP closed the command pipe"
+            self.stopped = PIPE_CLOSED
         except Exception:
-            self.metrics.errors.inc()
-            log.exception("failed to announce held routes; continuing")
+            self.error_count += 1
+            log.exception("failed to handle an event; continuing", kind=what)
 
-    def handle_batch(self, batch: list[Event]) -> None:
-        seen_change = False
-        for event in batch:
-            if isinstance(event, RoutesChanged):
-                if seen_change:
-                    continue  # one take of the state covers every change signalled so far
-                seen_change = True
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RoutesChanged):
+            self._on_routes_changed()
+        elif isinstance(event, PeerEvent):
+            log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
+            changes = self.speaker.peer_event(event, self.clock())
+            self._write(Reconciled("peer " + str(event.state), changes, dry_run=self._dry))
+        elif isinstance(event, NeighborsChanged):
+            self._on_neighbors(event.links)
+        elif isinstance(event, Drain):
+            if not self.draining:
+                self.draining = True
+                self.hold.clear()
+                log.info("draining: withdrawing every route")
+                self._write(Reconciled("drain", self.speaker.withdraw_all(), dry_run=self._dry))
+        elif isinstance(event, Stop):
+            self.stopped = event.reason
+        elif isinstance(event, Shutdown):
+            self.stopped = "ExaBGP is shutting down"
+
+    @property
+    def _dry(self) -> bool:
+        return not self.config.bgp.enabled
+
+    # --- route changes ------------------------------------------------------------------------
+
+    def _on_routes_changed(self) -> None:
+        if self.draining:
+            return
+        started = self.clock()
+        delta, caused_at = self.state.take_delta()
+        refusals, dropped = self.state.take_refusals()
+        if self.first_sent:
+            delta = self.hold.filter(delta, self.speaker.desired, started)
+        if not delta and self.first_sent and not self.speaker.needs_resync:
+            if refusals or dropped:
+                self._write(
+                    Reconciled(
+                        "plan",
+                        Changes(),
+                        refusals=tuple(refusals),
+                        refusals_dropped=dropped,
+                        dry_run=self._dry,
+                    )
+                )
+            return
+        first_plan = None if self.first_sent else self.state.plan()
+        self._apply_delta(
+            delta,
+            "plan",
+            first_plan=first_plan,
+            started=started,
+            caused_at=caused_at,
+            refusals=tuple(refusals),
+            refusals_dropped=dropped,
+        )
+        self.first_sent = True
+
+    def _apply_delta(
+        self,
+        delta: Delta,
+        cause: str,
+        *,
+        first_plan: Plan | None = None,
+        started: float | None = None,
+        caused_at: float | None = None,
+        refusals: tuple[Skip, ...] = (),
+        refusals_dropped: int = 0,
+    ) -> None:
+        desired = self.speaker.desired
+        before: dict[str, Route] = {}
+        if desired:
+            for prefix in delta:
+                route = desired.get(prefix)
+                if route is not None:
+                    before[prefix] = route
+        changes = self.speaker.update_routes(delta)
+        self._write(
+            Reconciled(
+                cause,
+                changes,
+                delta,
+                before,
+                first_plan=first_plan,
+                dry_run=self._dry,
+                started=started,
+                caused_at=caused_at,
+                refusals=refusals,
+                refusals_dropped=refusals_dropped,
+            )
+        )
+
+    def _write(self, report: Reconciled) -> None:
+        """Journal, write, then tell the observers. The journal is a superset of what ExaBGP
+        holds: a prefix is recorded before its announce, forgotten after its withdraw."""
+        changes: Changes = report.commands
+        if changes.lines or changes.announced or changes.withdrawn:
+            self.journal.add(changes.announced)
+            if changes.lines:
+                try:
+                    self.out.write("\n".join(changes.lines) + "\n")
+                    self.out.flush()
+                except BrokenPipeError:
+                    raise
+                except Exception:
+                    # What reached ExaBGP is now uncertain: the next plan re-sends everything.
+                    self.speaker.invalidate(changes.withdrawn)
+                    raise
+                self.commands_sent += len(changes.lines)
+            self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
+        if changes.announced and not report.delta:
+            # A peer came up or was added: the routes it was sent are unchanged desired ones.
+            desired = self.speaker.desired
+            unchanged = {p: desired[p] for p in changes.announced if p in desired}
+            report = replace(report, before=unchanged)
+        report = replace(report, finished=self.clock())
+        for observe in self.observers:
             try:
-                self.handle(event)
-            except BrokenPipeError:
-                self.stopped = "ExaBGP closed the command pipe"
+                observe(report)
             except Exception:
-                self.metrics.errors.inc()
-                log.exception("failed to handle an event; continuing", kind=type(event).__name__)
-            if self.stopped:
-                return
+                self.error_count += 1
+                log.exception("an observer of the reconciler failed; continuing")
+
+    # --- hybrid mode: the fabric links --------------------------------------------------------
+
+    def _on_neighbors(self, links: frozenset[Link]) -> None:
+        """New ExaBGP neighbors: rewrite its config, ask it to reload, then track the sessions.
+
+        Sessions that are new start DOWN and get the whole plan when they come up; on the
+        first discovery after a start they may already be up (only the agent restarted), so
+        they start UNKNOWN and get the plan at once.
+        """
+        first = self.links is None
+        self.links = links
+        conf = RuntimePaths(self.config.runtime_dir).exabgp_config
+        text = exabgp_config.render(self.config, self.agent_command, links=links, environ=None)
+        if not conf.exists() or conf.read_text() != text:
+            exabgp_config.write_private(conf, text)
+            self.out.write("reload\n")
+            self.out.flush()
+            log.info("ExaBGP neighbors changed: reloading", links=len(links))
+        self.speaker.set_sessions(
+            exabgp_config.link_sessions(self.config, links),
+            SessionState.UNKNOWN if first else SessionState.DOWN,
+        )
+        if self.on_links is not None:
+            self.on_links(links)
+        if first and self.first_sent:
+            self._write(Reconciled("neighbors", self.speaker.update_routes({}), dry_run=self._dry))
 
     def check_peers(self) -> None:
         """Say, once per outage, which peer has not been established for a long while."""
@@ -246,7 +325,18 @@ class Agent:
                     f"is reachable, and the TCP MD5 password ({origin}.passwordFile) on both sides",
                 )
 
-    # --- health, for the HTTP endpoints (any thread, no locks) --------------------------------
+    # --- the read-only view (any thread, no locks: copies only) -------------------------------
+
+    @property
+    def node_name(self) -> str:
+        return self.config.node_name
+
+    @property
+    def bgp_enabled(self) -> bool:
+        return self.config.bgp.enabled
+
+    def now(self) -> float:
+        return self.clock()
 
     def ready(self) -> tuple[bool, str]:
         if not self.state.readiness.synced:
@@ -267,288 +357,37 @@ class Agent:
         stalled = self.clock() - self.heartbeat
         if stalled > HEALTH_STALL_SECONDS:
             return False, f"the reconciler has made no progress for {stalled:.0f} s"
-        if self.source_thread is not None and not self.source_thread.is_alive():
-            return False, "the cluster-state source thread has died"
+        if self.source is not None:
+            health = self.source.health()
+            if not health.alive:
+                return False, f"the cluster-state source: {health.reason}"
         return True, "ok"
 
     def api_health(self) -> ApiHealth | None:
-        health = getattr(self.source, "health", None)
-        return health() if callable(health) else None
+        return None if self.source is None else self.source.health().api
 
-    def handle(self, event: Event) -> None:
-        if isinstance(event, RoutesChanged):
-            self._on_routes_changed()
-        elif isinstance(event, PeerEvent):
-            log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
-            self.apply(self.speaker.peer_event(event, self.clock()), "peer " + str(event.state))
-        elif isinstance(event, NeighborsChanged):
-            self._on_neighbors(event.links)
-        elif isinstance(event, Drain):
-            if not self.draining:
-                self.draining = True
-                self.hold.clear()
-                log.info("draining: withdrawing every route")
-                self.apply(self.speaker.withdraw_all(), "drain")
-        elif isinstance(event, Stop):
-            self.stopped = event.reason
-        elif isinstance(event, Shutdown):
-            self.stopped = "ExaBGP is shutting down"
-
-    def _on_routes_changed(self) -> None:
-        if self.draining:
-            return
-        started = self.clock()
-        delta, since = self.state.take_delta()
-        self._report_refusals()
-        if self.first_sent:
-            delta = self.hold.filter(delta, self.speaker.desired, started)
-        if not delta and self.first_sent and not self.speaker.needs_resync:
-            return
-        if self.recorder is not None and self.first_sent:
-            self._record_events(delta)
-        changes = self.speaker.update_routes(delta)
-        if not self.first_sent:
-            self.first_sent = True
-            plan = self.state.plan()
-            log.info(
-                "first plan",
-                routes=len(plan.routes),
-                skipped=len(plan.skipped),
-                bgp_enabled=self.config.bgp.enabled,
+    def peers(self) -> list[PeerView]:
+        return [
+            PeerView(
+                name=name,
+                interface=rib.session.interface or None,
+                state=str(rib.state),
+                up=rib.state is SessionState.UP,
+                since=rib.since or None,
+                families=tuple(str(f) for f in rib.session.families),
+                advertised=rib.advertised.copy(),
             )
-        self.apply(changes, "plan")
-        done = self.clock()
-        self.metrics.reconcile.observe(done - started)
-        if since is not None and changes.lines:
-            self.metrics.event_to_command.observe(done - since)
+            for name, rib in list(self.speaker.peers.items())
+        ]
 
-    def _report_refusals(self) -> None:
-        """A warning per Service address the policy refused (within the log budget), and the
-        refusals counter by reason."""
-        refusals, dropped = self.state.take_refusals()
-        self._unlogged += dropped
-        for skip in refusals:
-            self.metrics.refusals.labels(str(skip.code)).inc()
-            if self._within_log_budget(1):
-                log.warning(
-                    "refused by policy",
-                    service=skip.service,
-                    code=str(skip.code),
-                    detail=skip.reason,
-                )
+    def desired(self) -> list[Route]:
+        return list(self.speaker.desired.copy().values())
 
-    def _on_neighbors(self, links: frozenset[Link]) -> None:
-        """New ExaBGP neighbors: rewrite its config, ask it to reload, then track the sessions.
+    def held(self) -> int:
+        return len(self.hold.held)
 
-        Sessions that are new start DOWN and get the whole plan when they come up; on the
-        first discovery after a start they may already be up (only the agent restarted), so
-        they start UNKNOWN and get the plan at once.
-        """
-        first = self.links is None
-        self.links = links
-        conf = Path(self.config.runtime_dir) / "exabgp.conf"
-        text = exabgp_config.render(self.config, self.agent_command, links=links, environ=None)
-        if not conf.exists() or conf.read_text() != text:
-            exabgp_config.write_private(conf, text)
-            self.out.write("reload\n")
-            self.out.flush()
-            log.info("ExaBGP neighbors changed: reloading", links=len(links))
-        self.speaker.set_sessions(
-            exabgp_config.link_sessions(self.config, links),
-            SessionState.UNKNOWN if first else SessionState.DOWN,
-        )
-        if self.bfd is not None:
-            self.bfd.update(links)
-        if first and self.first_sent:
-            self.apply(self.speaker.update_routes({}), "neighbors")
+    def skipped(self) -> Sequence[Skip] | None:
+        return self.state.plan().skipped if self.state.readiness.synced else None
 
-    def _record_events(self, delta: dict[str, Route | None]) -> None:
-        """Tell each Service whose IP starts or stops being advertised from this node."""
-        assert self.recorder is not None
-        node = self.config.node_name
-        for prefix, route in delta.items():
-            before = self.speaker.desired.get(prefix)
-            old = set(before.services) if before else set()
-            new = set(route.services) if route else set()
-            for service in sorted(new - old):
-                self.recorder.record(
-                    ServiceEvent(service, "Advertised", f"{prefix} advertised from node {node}")
-                )
-            for service in sorted(old - new):
-                self.recorder.record(
-                    ServiceEvent(service, "Withdrawn", f"{prefix} withdrawn from node {node}")
-                )
-
-    def apply(self, changes: Changes, cause: str) -> None:
-        """Journal, write and log one set of changes."""
-        if not changes.announce_count and not changes.withdraw_count and not changes.lines:
-            return
-        self.journal.add(changes.announced)
-        if changes.lines:
-            try:
-                self.out.write("\n".join(changes.lines) + "\n")
-                self.out.flush()
-            except BrokenPipeError:
-                raise
-            except Exception:
-                # What reached ExaBGP is now uncertain: the next plan re-sends everything.
-                self.speaker.invalidate(changes.withdrawn)
-                raise
-            self.commands_sent += len(changes.lines)
-            self.metrics.commands.inc(len(changes.lines))
-        for (kind, family), count in changes.counts.items():
-            counter = self.metrics.announced if kind == "announce" else self.metrics.withdrawn
-            counter.labels(family).inc(count)
-        self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
-        self._log_changes(changes, cause)
-
-    def _within_log_budget(self, lines: int) -> bool:
-        """Per-item lines (route changes, policy refusals) share a budget of DETAIL_LIMIT a
-        second; past it they are only counted, and the count is logged when the second ends."""
-        now = self.clock()
-        if now - self._log_window >= 1.0:
-            if self._unlogged:
-                log.info(
-                    "route changes and refusals not logged one by one",
-                    count=self._unlogged,
-                    seconds=round(now - self._log_window, 1),
-                )
-                self._unlogged = 0
-            self._log_window, self._logged = now, 0
-        if self._logged + lines > DETAIL_LIMIT:
-            self._unlogged += lines
-            return False
-        self._logged += lines
-        return True
-
-    def _log_changes(self, changes: Changes, cause: str) -> None:
-        """One line per route change, within a budget of DETAIL_LIMIT lines a second; past it
-        (a big batch, or sustained churn), summary lines with counts instead."""
-        dry_run = not self.config.bgp.enabled
-        total = len(changes.announced) + len(changes.withdrawn)
-        if total > DETAIL_LIMIT:
-            log.info(
-                "routes changed",
-                announced=len(changes.announced),
-                withdrawn=len(changes.withdrawn),
-                commands=len(changes.lines),
-                reason=cause,
-                dry_run=dry_run,
-            )
-            return
-        if not self._within_log_budget(total):
-            return
-        desired = self.speaker.desired
-        for prefix in sorted(changes.announced):
-            route = desired.get(prefix)
-            log.info(
-                "announce",
-                prefix=prefix,
-                services=list(route.services if route else ()),
-                reason=cause,
-                dry_run=dry_run,
-            )
-        for prefix in sorted(changes.withdrawn):
-            log.info("withdraw", prefix=prefix, reason=cause, dry_run=dry_run)
-
-
-def read_events(stream: TextIO, agent: Agent) -> None:
-    """The stdin reader: ExaBGP's events to the queue; EOF means ExaBGP is gone."""
-    try:
-        for line in stream:
-            event = exabgp_api.parse_event(line)
-            if event is not None:
-                agent.events.put(event)
-    except (OSError, ValueError) as error:
-        log.warning("reading ExaBGP events failed", error=str(error))
-    agent.events.put(Stop("ExaBGP closed our stdin"))
-
-
-def _run_forever(target: Callable[[threading.Event], None], stop: threading.Event) -> None:
-    """Run a watcher; if it dies, log and restart it after a pause (never exit)."""
-    while not stop.is_set():
-        try:
-            target(stop)
-        except Exception:
-            log.exception("watcher failed; restarting it in 1 s")
-            stop.wait(1.0)
-
-
-def run_source(source: Source, agent: Agent, stop: threading.Event) -> None:
-    """Run a source forever; if it dies, log and restart it after a pause (never exit)."""
-    while not stop.is_set():
-        try:
-            source.run(agent.state, stop)
-        except Exception:
-            log.exception("cluster-state source failed; restarting it in 1 s")
-            stop.wait(1.0)
-
-
-def main(config: Config, source: Source, sessions: list[Session]) -> int:
-    """Run the agent with ExaBGP on stdin/stdout until ExaBGP goes away."""
-    journal = Journal(Path(config.runtime_dir) / JOURNAL_NAME)
-    out: Output = sys.stdout
-    if os.environ.get(COMMAND_LOG_ENV):
-        out = Tee(sys.stdout, open(os.environ[COMMAND_LOG_ENV], "a", encoding="utf-8"))  # noqa: SIM115
-    agent = Agent(config, sessions, out, journal)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGUSR1:
-            agent.events.put(Drain())
-        else:
-            agent.events.put(Stop(f"signal {signal.Signals(signum).name}"))
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        signal.signal(signum, on_signal)
-    pid_file = Path(config.runtime_dir) / "agent.pid"
-    try:
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(f"{os.getpid()}\n")
-    except OSError as error:
-        log.warning("cannot write the agent pid file", path=str(pid_file), error=str(error))
-
-    threading.Thread(target=read_events, args=(sys.stdin, agent), daemon=True, name="stdin").start()
-    agent.source = source
-    agent.source_thread = threading.Thread(
-        target=run_source, args=(source, agent, stop), daemon=True, name="source"
-    )
-    agent.source_thread.start()
-    if config.mode is Mode.HYBRID and config.bgp.bfd.enabled:
-        agent.bfd = bfd.BfdSync(config)
-        threading.Thread(target=agent.bfd.run, args=(stop,), daemon=True, name="bfd").start()
-    if config.mode is Mode.HYBRID:
-        watcher = NeighborWatcher(
-            config.bgp.interfaces,
-            lambda links: agent.events.put(NeighborsChanged(frozenset(links))),
-        )
-        threading.Thread(
-            target=_run_forever, args=(watcher.run, stop), daemon=True, name="neighbors"
-        ).start()
-    host, port = config.http.host_port
-    http_api.serve(agent, host, port)
-    if config.events.enabled:
-        kubeconfig = getattr(source, "kubeconfig", None)
-        if hasattr(source, "health"):  # only the Kubernetes source has an API server
-            from cosmolet.kube import client
-
-            agent.recorder = EventRecorder(
-                lambda: client.api_client(kubeconfig),
-                config.node_name,
-                config.events.max_per_second,
-            )
-            threading.Thread(
-                target=agent.recorder.run, args=(stop,), daemon=True, name="events"
-            ).start()
-    log.info(
-        "agent started",
-        node=config.node_name,
-        peers=[s.name for s in sessions],
-        mode=str(config.mode),
-        bgp_enabled=config.bgp.enabled,
-    )
-    reason = agent.run()
-    stop.set()
-    journal.close()
-    log.info("agent stopping", reason=reason, commands_sent=agent.commands_sent)
-    return 0
+    def errors(self) -> int:
+        return self.error_count

@@ -21,15 +21,13 @@ from typing import Any
 
 from cosmolet import logs
 from cosmolet.agent import journal
-from cosmolet.agent.reconciler import JOURNAL_NAME
 from cosmolet.config.schema import Config, Mode
 from cosmolet.engine.model import Link
 from cosmolet.exabgp import config as exabgp_config
 from cosmolet.hybrid.neighbors import snapshot
+from cosmolet.paths import RuntimePaths
 
 log = logs.get("cosmolet.exabgp.supervisor")
-
-EXABGP_CONF = "exabgp.conf"
 
 
 def agent_command(config_path: Path, extra: Sequence[str]) -> list[str]:
@@ -42,16 +40,15 @@ def prepare(config: Config, config_path: Path, extra_args: Sequence[str]) -> Pat
     Raises:
         exabgp_config.RenderError: naming the field that cannot be rendered.
     """
-    runtime = Path(config.runtime_dir)
+    paths = RuntimePaths(config.runtime_dir)
     secrets = exabgp_config.read_secrets(config)
     links = discovered_links(config)
     text = exabgp_config.render(
         config, agent_command(config_path.resolve(), extra_args), secrets, links=links
     )
-    conf = runtime / EXABGP_CONF
-    exabgp_config.write_private(conf, text)
-    journal.remove(runtime / JOURNAL_NAME)  # a fresh ExaBGP holds no route
-    return conf
+    exabgp_config.write_private(paths.exabgp_config, text)
+    journal.remove(paths.journal)  # a fresh ExaBGP holds no route
+    return paths.exabgp_config
 
 
 def discovered_links(config: Config) -> set[Link]:
@@ -85,7 +82,7 @@ def supervise(config: Config, conf: Path) -> int:
             process.send_signal(signal.SIGTERM)
 
     def drain_then_stop() -> None:
-        pid_file = Path(config.runtime_dir) / "agent.pid"
+        pid_file = RuntimePaths(config.runtime_dir).agent_pid
         try:
             os.kill(int(pid_file.read_text().strip()), signal.SIGUSR1)
             log.info("drain: routes withdrawn, waiting", seconds=config.shutdown.drain_seconds)

@@ -1,4 +1,4 @@
-"""The agent's reconciler, driven with events and a recording stdout."""
+"""The reconciler, driven with events and a recording stdout."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from cosmolet.agent.changelog import ChangeLog
+from cosmolet.agent.inputs import Drain, Event, Stop
 from cosmolet.agent.journal import Journal
-from cosmolet.agent.reconciler import Agent, Drain, Event, Stop
+from cosmolet.agent.reconciler import Reconciler
 from cosmolet.config.schema import validate
 from cosmolet.engine.objects import EndpointSlice, Service, decode_all
 from cosmolet.exabgp.api import PeerEvent, PeerState
@@ -19,7 +21,7 @@ from tests.factories import config_dict, endpoint, service, slice_
 CONFIG = validate(config_dict())
 
 
-def cluster(agent: Agent, *healthy_ips: str, objects: list[Any] | None = None) -> list[Event]:
+def cluster(agent: Reconciler, *healthy_ips: str, objects: list[Any] | None = None) -> list[Event]:
     """Set the agent's cluster state (as a source would) and return the events it queued."""
     if objects is None:
         objects = []
@@ -37,9 +39,9 @@ def cluster(agent: Agent, *healthy_ips: str, objects: list[Any] | None = None) -
     return events
 
 
-def make(tmp_path: Path, out: io.StringIO | None = None) -> tuple[Agent, io.StringIO]:
+def make(tmp_path: Path, out: io.StringIO | None = None) -> tuple[Reconciler, io.StringIO]:
     out = out or io.StringIO()
-    return Agent(CONFIG, sessions(CONFIG), out, Journal(tmp_path / "journal")), out
+    return Reconciler(CONFIG, sessions(CONFIG), out, Journal(tmp_path / "journal")), out
 
 
 def test_a_burst_of_changes_is_applied_once(tmp_path: Path) -> None:
@@ -157,6 +159,8 @@ def test_churn_does_not_flood_the_logs(tmp_path: Path, capsys: pytest.CaptureFix
 
     logs.configure("info", "json")
     agent, _ = make(tmp_path)
+    now = [0.0]
+    agent.observers.append(ChangeLog(clock=lambda: now[0]))  # a second that never ends
     agent.handle_batch(cluster(agent, *(f"10.96.1.{i}" for i in range(1, 201))))
     for round_ in range(100):  # 100 single-route changes within a second
         ip = f"10.96.2.{round_ % 50 + 1}"
@@ -168,3 +172,7 @@ def test_churn_does_not_flood_the_logs(tmp_path: Path, capsys: pytest.CaptureFix
     ]
     assert sum('"routes changed"' in line for line in lines) == 1  # the first big batch
     assert len(lines) <= 1 + 20
+    # When the second ends, what was not logged one by one is counted.
+    now[0] = 1.5
+    agent.handle_batch(cluster(agent, *(f"10.96.1.{i}" for i in range(1, 201)), "10.96.3.1"))
+    assert '"route changes and refusals not logged one by one"' in capsys.readouterr().err

@@ -11,7 +11,8 @@ from pathlib import Path
 from kubernetes import client, config
 
 from cosmolet.agent.journal import Journal
-from cosmolet.agent.reconciler import Agent
+from cosmolet.agent.reconciler import Reconciler
+from cosmolet.agent.service_events import ServiceEvents
 from cosmolet.config.schema import validate
 from cosmolet.exabgp.config import sessions
 from cosmolet.kube.events import EventRecorder, ServiceEvent
@@ -31,9 +32,9 @@ class Recording:
 
 def test_agent_records_starts_and_stops_but_not_the_first_plan(tmp_path: Path) -> None:
     cfg = validate(config_dict())
-    agent = Agent(cfg, sessions(cfg), io.StringIO(), Journal(tmp_path / "j"))
+    agent = Reconciler(cfg, sessions(cfg), io.StringIO(), Journal(tmp_path / "j"))
     recording = Recording()
-    agent.recorder = recording  # type: ignore[assignment]
+    agent.observers.append(ServiceEvents(recording.record, cfg.node_name))
     agent.handle_batch(cluster(agent, "10.96.0.1"))
     assert recording.events == []  # a restart is not news
     agent.handle_batch(cluster(agent, "10.96.0.1", "10.96.0.2"))

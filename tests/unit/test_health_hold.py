@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cosmolet.agent.journal import Journal
-from cosmolet.agent.reconciler import Agent
+from cosmolet.agent.reconciler import Reconciler
 from cosmolet.config.schema import validate
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Attributes, Family, Route
@@ -106,7 +106,9 @@ def test_the_agent_holds_and_releases(tmp_path: Path) -> None:
     clock = [100.0]
     config = validate(config_dict())
     out = io.StringIO()
-    agent = Agent(config, sessions(config), out, Journal(tmp_path / "j"), clock=lambda: clock[0])
+    agent = Reconciler(
+        config, sessions(config), out, Journal(tmp_path / "j"), clock=lambda: clock[0]
+    )
     agent.handle_batch(cluster(agent, "10.96.0.1"))
     agent.handle_batch(cluster(agent))  # unhealthy: withdrawn at once
     clock[0] += 0.1
@@ -115,7 +117,7 @@ def test_the_agent_holds_and_releases(tmp_path: Path) -> None:
     assert [line.split()[2] for line in lines] == ["announce", "withdraw"]
     assert agent.hold.held and 0 < agent._wait() <= 1.0
     clock[0] += 1.0
-    agent._release_held()
+    agent.release_held()
     assert (
         out.getvalue()
         .splitlines()[-1]

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cosmolet.agent import http_api
 from cosmolet.agent.journal import Journal
-from cosmolet.agent.reconciler import Agent
+from cosmolet.agent.metrics import Metrics, StateCollector
+from cosmolet.agent.reconciler import Reconciler
 from cosmolet.cli import format_status, main
 from cosmolet.config.schema import validate
 from cosmolet.exabgp.api import PeerEvent, PeerState
@@ -26,9 +27,12 @@ CONFIG = validate(config_dict())
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Agent, str]]:
-    agent = Agent(CONFIG, sessions(CONFIG), io.StringIO(), Journal(tmp_path / "journal"))
-    server = http_api.serve(agent, "127.0.0.1", 0)
+def served(tmp_path: Path) -> Iterator[tuple[Reconciler, str]]:
+    agent = Reconciler(CONFIG, sessions(CONFIG), io.StringIO(), Journal(tmp_path / "journal"))
+    metrics = Metrics()
+    metrics.registry.register(StateCollector(agent))
+    agent.observers.append(metrics.observe)
+    server = http_api.serve(agent, metrics.registry, "127.0.0.1", 0)
     assert server is not None
     try:
         yield agent, f"http://127.0.0.1:{server.server_address[1]}"
@@ -45,7 +49,7 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_readiness_follows_sync_and_first_plan(served: tuple[Agent, str]) -> None:
+def test_readiness_follows_sync_and_first_plan(served: tuple[Reconciler, str]) -> None:
     agent, url = served
     code, body = get(url + "/readyz")
     assert code == 503 and "first complete list" in body
@@ -54,7 +58,7 @@ def test_readiness_follows_sync_and_first_plan(served: tuple[Agent, str]) -> Non
     assert get(url + "/readyz") == (200, "ok\n")
 
 
-def test_healthz_ignores_peers_but_not_a_stalled_loop(served: tuple[Agent, str]) -> None:
+def test_healthz_ignores_peers_but_not_a_stalled_loop(served: tuple[Reconciler, str]) -> None:
     agent, url = served
     agent.handle_batch([PeerEvent("192.0.2.0", PeerState.DOWN)])
     assert get(url + "/healthz")[0] == 200
@@ -63,7 +67,7 @@ def test_healthz_ignores_peers_but_not_a_stalled_loop(served: tuple[Agent, str])
     assert code == 500 and "no progress" in body
 
 
-def test_metrics_parse_and_match_the_state(served: tuple[Agent, str]) -> None:
+def test_metrics_parse_and_match_the_state(served: tuple[Reconciler, str]) -> None:
     agent, url = served
     agent.handle_batch([PeerEvent("192.0.2.0", PeerState.UP)])
     agent.handle_batch(cluster(agent, "10.96.0.1", "10.96.0.2"))
@@ -87,7 +91,9 @@ def test_metrics_parse_and_match_the_state(served: tuple[Agent, str]) -> None:
     assert "10.96.0.1" not in text and "default/" not in text
 
 
-def test_version_and_status(served: tuple[Agent, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_version_and_status(
+    served: tuple[Reconciler, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     agent, url = served
     agent.handle_batch([PeerEvent("192.0.2.0", PeerState.UP)])
     agent.handle_batch(cluster(agent, "10.96.0.1"))
