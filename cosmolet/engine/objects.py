@@ -2,19 +2,20 @@
 
 Only the fields cosmolet uses are declared; everything else in an object is skipped while
 decoding, so 10,000 Services and their EndpointSlices cost megabytes, not the hundreds the
-client's model objects take. The same records are decoded from a ``kubectl get -o json`` file
-(``cosmolet plan``, ``--objects``) and from the API server's raw JSON (the watch layer).
+client's model objects take. The same records, with the same checks, are decoded from the API
+server's raw JSON (``decode_json``, the watch) and from a ``kubectl get -o json`` file
+(``decode_dict``/``decode_object``: ``cosmolet plan``, ``--objects``).
 
-A record that does not match the schema (a list where a string belongs, say) is not raised to the
-caller: ``decode_object`` returns a ``Malformed`` naming the object and the field, which the engine
-reports as a skipped item.
+A record that does not match the schema (a list where a string belongs, say) or lacks a name is
+not raised to the caller: the decoders return a ``Malformed`` naming the object and the field,
+which the engine reports as a skipped item.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -110,7 +111,25 @@ class Node(msgspec.Struct, frozen=True, gc=False):
         return bool(self.spec and self.spec.unschedulable)
 
 
-def slim(record: Record) -> Record:
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """An object that did not decode: which one, and why (the field path msgspec reported)."""
+
+    kind: str
+    key: str
+    reason: str
+
+
+Record = Service | EndpointSlice | Node
+RecordT = TypeVar("RecordT", bound=Record)
+RECORD_TYPES: dict[str, type[Record]] = {
+    "Service": Service,
+    "EndpointSlice": EndpointSlice,
+    "Node": Node,
+}
+
+
+def slim(record: RecordT) -> RecordT:
     """Drop what the engine never reads but objects often carry in bulk.
 
     A Service's annotations are cut to ``cosmolet.io/*`` (``kubectl apply`` alone leaves a
@@ -135,40 +154,79 @@ def slim(record: Record) -> Record:
     return record
 
 
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    """An object that did not decode: which one, and why (the field path msgspec reported)."""
-
-    kind: str
-    key: str
-    reason: str
+# --- decoding ------------------------------------------------------------------------------
+# Two entry points, one set of rules: ``decode_json`` for the watch (raw bytes straight into the
+# record, no Python dicts on the way) and ``decode_dict`` for files (already parsed YAML or
+# JSON). Both end in ``_checked`` and name objects with ``object_key``, so an object is
+# ``Malformed`` for the same reason, under the same key, whichever way it arrived.
 
 
-Record = Service | EndpointSlice | Node
-RECORD_TYPES: dict[str, type[Record]] = {
-    "Service": Service,
-    "EndpointSlice": EndpointSlice,
-    "Node": Node,
-}
+def object_key(namespace: object, name: object) -> str:
+    """``namespace/name``, or ``name`` for a cluster-scoped object; ``?`` stands for a name that
+    is missing, empty or not a string."""
+    shown = name if isinstance(name, str) and name else "?"
+    return f"{namespace}/{shown}" if isinstance(namespace, str) and namespace else shown
 
 
 def _describe(raw: Any) -> tuple[str, str]:
-    """Best-effort ``(kind, namespace/name)`` of a raw object, for error messages."""
+    """Best-effort ``(kind, key)`` of a raw object that did not decode, for error messages."""
     if not isinstance(raw, dict):
         return "?", f"<{type(raw).__name__}>"
     kind = raw.get("kind")
     metadata = raw.get("metadata")
     if not isinstance(metadata, dict):
         metadata = {}
-    namespace = metadata.get("namespace")
-    name = metadata.get("name")
     kind = kind if isinstance(kind, str) else "?"
-    name = name if isinstance(name, str) else "?"
-    return kind, f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
+    return kind, object_key(metadata.get("namespace"), metadata.get("name"))
+
+
+def _mismatch(kind: str, raw: Any, error: msgspec.ValidationError) -> tuple[str, Malformed]:
+    """An object that does not match the schema, named from its raw form."""
+    _, key = _describe(raw)
+    return key, Malformed(kind, key, str(error).replace("$.", "", 1))
+
+
+def _checked(record: RecordT) -> tuple[str, RecordT | Malformed]:
+    """What the schema cannot say: every object has a name, a namespaced one a namespace."""
+    meta = record.metadata
+    key = object_key(meta.namespace, meta.name)
+    kind = type(record).__name__
+    if not meta.name:
+        return key, Malformed(kind, key, "metadata.name is missing or empty")
+    if not isinstance(record, Node) and not meta.namespace:
+        return key, Malformed(kind, key, "metadata.namespace is missing or empty")
+    return key, slim(record)
+
+
+def decode_json(
+    record_type: type[RecordT], raw: bytes | msgspec.Raw
+) -> tuple[str, RecordT | Malformed]:
+    """Decode one object of the API server's JSON (a list item, a watch event's object) into
+    ``(key, record)``; ``Malformed`` when it does not match the schema or lacks a name.
+
+    The JSON must be well formed (it was split out of a parsed page or event): only a
+    schema mismatch is reported, and only then is the object parsed again, to name it.
+    """
+    try:
+        record = msgspec.json.decode(raw, type=record_type)
+    except msgspec.ValidationError as error:
+        return _mismatch(record_type.__name__, msgspec.json.decode(raw), error)
+    return _checked(record)
+
+
+def decode_dict(record_type: type[RecordT], raw: Any) -> tuple[str, RecordT | Malformed]:
+    """Decode one already parsed object (a dict from a file) into ``(key, record)``, with the
+    same checks and results as ``decode_json`` on the same object."""
+    try:
+        record = msgspec.convert(raw, record_type, strict=True)
+    except msgspec.ValidationError as error:
+        return _mismatch(record_type.__name__, raw, error)
+    return _checked(record)
 
 
 def decode_object(raw: Any, kind: str | None = None) -> Record | Malformed | None:
-    """Decode one raw object (a dict) into its record.
+    """Decode one object of a file (a dict) into its record; its kind is ``kind`` if given, else
+    the object's own ``kind`` field.
 
     Returns ``None`` for kinds cosmolet does not read, and ``Malformed`` when the object is one of
     ours but does not match the schema or lacks a name.
@@ -180,15 +238,7 @@ def decode_object(raw: Any, kind: str | None = None) -> Record | Malformed | Non
         if kind == "?":
             return Malformed(kind, key, "not an object with a string 'kind'")
         return None
-    try:
-        record = msgspec.convert(raw, record_type, strict=True)
-    except msgspec.ValidationError as error:
-        return Malformed(kind, key, f"{error}".replace("$.", "", 1))
-    if not record.metadata.name:
-        return Malformed(kind, key, "metadata.name is missing or empty")
-    if kind != "Node" and not record.metadata.namespace:
-        return Malformed(kind, key, "metadata.namespace is missing or empty")
-    return slim(record)
+    return decode_dict(record_type, raw)[1]
 
 
 def flatten_items(document: Any) -> Iterator[Any]:
