@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosmolet import __version__
+from cosmolet.config import loader
 from cosmolet.config.schema import Config, Mode, Peer, Problem
 from cosmolet.engine.model import Family, Link
 from cosmolet.exabgp.api import Session
@@ -77,7 +78,7 @@ def router_id(config: Config, environ: Mapping[str, str] | None = None) -> str:
     for peer in config.bgp.peers:
         if peer.local_address and peer.local_address.version == 4:
             return str(peer.local_address)
-    node_ip = (environ if environ is not None else os.environ).get("NODE_IP", "")
+    node_ip = loader.node_ip(environ)
     try:
         if ipaddress.ip_address(node_ip).version == 4:
             return node_ip
