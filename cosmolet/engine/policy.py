@@ -1,8 +1,10 @@
 """The configured policy, compiled once: which Services and which nodes the engine looks at.
 
-``selection_skip`` and ``namespace_wanted`` are the same rule seen from two sides: the live source
-uses ``namespace_wanted`` to not even keep objects of namespaces never advertised, and
-``cosmolet plan`` reports those Services with the same ``not-selected`` skip.
+``selection_skip`` and ``namespace_wanted`` are the same rule (``namespace_refusal``) seen from
+two sides: the live source uses ``namespace_wanted`` to not even keep objects of namespaces never
+advertised, and ``cosmolet plan`` reports those Services with the same ``not-selected`` skip.
+``api_loss_skip`` is the live source's one decision of its own: when losing the API server
+withdraws everything.
 """
 
 from __future__ import annotations
@@ -60,10 +62,9 @@ def selection_skip(policy: Policy, service: Service) -> Skip | None:
     """Is this Service one cosmolet looks at? ``None`` when it is."""
     meta = service.metadata
     key = service.key
-    if policy.namespaces and meta.namespace not in policy.namespaces:
-        return Skip(key, SkipCode.NOT_SELECTED, "namespace not in services.namespaces")
-    if meta.namespace in policy.exclude_namespaces:
-        return Skip(key, SkipCode.NOT_SELECTED, "namespace in services.excludeNamespaces")
+    unwanted = namespace_refusal(policy, meta.namespace)
+    if unwanted is not None:
+        return Skip(key, SkipCode.NOT_SELECTED, unwanted)
     if not policy.selector.matches(meta.labels):
         return Skip(
             key, SkipCode.NOT_SELECTED, f"labels do not match selector {policy.selector.text!r}"
@@ -80,11 +81,18 @@ def selection_skip(policy: Policy, service: Service) -> Skip | None:
     return None
 
 
+def namespace_refusal(policy: Policy, namespace: str) -> str | None:
+    """Why no Service of this namespace is ever advertised, or ``None`` if one may be."""
+    if policy.namespaces and namespace not in policy.namespaces:
+        return "namespace not in services.namespaces"
+    if namespace in policy.exclude_namespaces:
+        return "namespace in services.excludeNamespaces"
+    return None
+
+
 def namespace_wanted(policy: Policy, namespace: str) -> bool:
     """Can a Service (or EndpointSlice) of this namespace ever be advertised?"""
-    if policy.namespaces and namespace not in policy.namespaces:
-        return False
-    return namespace not in policy.exclude_namespaces
+    return namespace_refusal(policy, namespace) is None
 
 
 def node_skip(policy: Policy, node_name: str, node: Node | None) -> Skip | None:
@@ -100,3 +108,21 @@ def node_skip(policy: Policy, node_name: str, node: Node | None) -> Skip | None:
             "node is cordoned and node.withdrawWhenCordoned is set",
         )
     return None
+
+
+def api_loss_skip(
+    node_name: str, limit_s: float | None, synced: bool, lost_for_s: float
+) -> Skip | None:
+    """Withdraw every route after ``limit_s`` seconds without the API server, or ``None``.
+
+    By default (``limit_s`` None) routes outlive the API server indefinitely: the data plane
+    does not depend on the control plane. A source that never completed a list has nothing to
+    withdraw, so it is never lost either.
+    """
+    if limit_s is None or not synced or lost_for_s < limit_s:
+        return None
+    return Skip(
+        node_name,
+        SkipCode.API_LOST,
+        f"API server unreachable for over {limit_s:g} s (kubernetes.withdrawAfterApiLossSeconds)",
+    )
