@@ -1,13 +1,16 @@
 """Policy end to end, a rule at a time: a Service asking for a forbidden prefix (outside each
 allowlist, or past ``services.maxRoutes``) never gets it to the leaf (its FIB sampled every few
-ms the whole time), and each refusal shows as a log line and a metric."""
+ms the whole time), and each refusal shows as a log line and a metric.
+
+The fabric and node are shared by the module; each test creates its own Services, deletes them
+when it ends and starts from an empty leaf, so any test runs alone or in any order."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -31,19 +34,54 @@ POLICY = {
 
 
 @dataclass
-class Policed:
+class Fabric:
+    """The module's fabric, node and API clients, and a sampler of the leaf's FIB."""
+
     fabric: NumberedFabric
     node: Cosmolet
     core: client.CoreV1Api
     discovery: client.DiscoveryV1Api
-    seen: set[str]  # every prefix the leaf's FIB ever held during the test
-    largest: list[int]  # the most prefixes it held at once
+    seen: set[str]  # every prefix the leaf's FIB held since the current test began
+    largest: list[int]  # the most prefixes it held at once since then
 
-    def create(self, obj: dict[str, Any], healthy: bool = True) -> None:
+
+@dataclass
+class Policed:
+    """One test's view of the shared fabric: the objects it created (deleted when it ends) and
+    the log lines written since it began, so no test sees another's leftovers."""
+
+    shared: Fabric
+    log_start: int
+    created: list[str] = field(default_factory=list)
+
+    @property
+    def fabric(self) -> NumberedFabric:
+        return self.shared.fabric
+
+    @property
+    def seen(self) -> set[str]:
+        return self.shared.seen
+
+    @property
+    def largest(self) -> int:
+        return self.shared.largest[0]
+
+    def create(self, obj: dict[str, Any]) -> None:
+        """Create a Service and a slice with one ready endpoint for it."""
         name = obj["metadata"]["name"]
-        self.core.create_namespaced_service("default", request_body(obj))
-        if healthy:
-            self.discovery.create_namespaced_endpoint_slice("default", request_body(slice_(name)))
+        self.shared.core.create_namespaced_service("default", request_body(obj))
+        self.created.append(name)
+        self.shared.discovery.create_namespaced_endpoint_slice(
+            "default", request_body(slice_(name))
+        )
+
+    def delete_created(self) -> None:
+        for name in self.created:
+            self.shared.core.delete_namespaced_service(name, "default")
+            self.shared.discovery.delete_namespaced_endpoint_slice(f"{name}-abcde", "default")
+
+    def logs(self) -> list[dict[str, Any]]:
+        return self.shared.node.logs()[self.log_start :]
 
     def refusals(self, code: str) -> float:
         return metric_samples(self.fabric.node).get(
@@ -55,12 +93,12 @@ class Policed:
             line.get("event") == "refused by policy"
             and line.get("service") == service_key
             and needle in line.get("detail", "")
-            for line in self.node.logs()
+            for line in self.logs()
         )
 
 
 @pytest.fixture(scope="module")
-def policed() -> Iterator[Policed]:
+def shared() -> Iterator[Fabric]:
     with fabric_with_apiserver() as (_lab, fabric, kubeconfig, api):
         node = fabric.cosmolet(kubeconfig=kubeconfig, services=POLICY).start()
         wait_for(lambda: fabric.established(fabric.NODE_V4), 30)
@@ -79,12 +117,31 @@ def policed() -> Iterator[Policed]:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            yield Policed(
+            yield Fabric(
                 fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), seen, largest
             )
         finally:
             stop.set()
             sampler.join()
+
+
+@pytest.fixture
+def policed(shared: Fabric) -> Iterator[Policed]:
+    """Each test starts from a leaf that holds nothing and leaves it so: whatever it created is
+    deleted at the end, however it ended."""
+    leaf_empty(shared.fabric)
+    shared.seen.clear()
+    shared.largest[0] = 0
+    test = Policed(shared, log_start=len(shared.node.logs()))
+    try:
+        yield test
+    finally:
+        test.delete_created()
+    leaf_empty(shared.fabric)
+
+
+def leaf_empty(fabric: NumberedFabric) -> None:
+    wait_for(lambda: not fabric.rib() and not fabric.fib(4), 30, what="an empty leaf")
 
 
 RULES = [
@@ -132,19 +189,21 @@ def test_an_allowlist_keeps_a_prefix_from_the_peer(
 
 
 def test_max_routes_keeps_the_oldest_and_never_exceeds(policed: Policed) -> None:
-    """maxRoutes is 6 and the allowlist tests above left four routes: of five more Services,
-    the two oldest get in, and at no sample did the leaf hold more than six."""
-    older = {"10.96.0.20/32", "203.0.113.10/32", "10.96.0.30/32", "198.51.100.20/32"}
-    wait_for(lambda: older <= set(policed.fabric.rib()), 30)
+    """maxRoutes is 6: four older Services get in, then of five newer ones only the two oldest,
+    and at no sample did the leaf hold more than six."""
+    before = policed.refusals("max-routes")
+    older = {f"10.96.2.{index + 1}/32" for index in range(4)}
+    for index in range(4):  # created at the factories' default, 2024-06-01
+        policed.create(service(f"old{index}", cluster_ips=(f"10.96.2.{index + 1}",)))
+    wait_for(lambda: older <= set(policed.fabric.rib()), 30, what="the older Services' routes")
     for index in range(5):
-        newer = f"2025-01-0{index + 1}T00:00:00Z"  # than the allowlist tests' Services
+        newer = f"2025-01-0{index + 1}T00:00:00Z"
         policed.create(
             service(f"many{index}", cluster_ips=(f"10.96.1.{index + 1}",), created=newer)
         )
-    wait_for(lambda: policed.refusals("max-routes") >= 1, 30, what="the max-routes refusal")
-    assert any(line.get("code") == "max-routes" for line in policed.node.logs())
+    wait_for(lambda: policed.refusals("max-routes") >= before + 1, 30, what="the refusal")
+    assert any(line.get("code") == "max-routes" for line in policed.logs())
     wait_for(lambda: len(policed.fabric.rib()) == 6, 30)
     time.sleep(1.0)
-    rib = set(policed.fabric.rib())
-    assert older <= rib and len(rib) == 6
-    assert policed.largest[0] <= 6
+    assert set(policed.fabric.rib()) == older | {"10.96.1.1/32", "10.96.1.2/32"}
+    assert policed.largest <= 6
