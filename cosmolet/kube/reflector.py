@@ -1,28 +1,43 @@
-"""One resource kept in sync: list, then watch from the list's resourceVersion, forever.
+"""One resource kept in sync: list, then watch from the list's resourceVersion, until stopped.
 
 - Bookmarks are requested and advance the resourceVersion, so a rewatch rarely replays anything.
 - A watch that ends (server timeout, dropped connection) is resumed from the last version seen.
-- ``410 Gone`` (the history was compacted) means relist; the handler replaces its cache *by diff*,
+- ``410 Gone`` (the history was compacted) means relist; the sink replaces its cache *by diff*,
   so unchanged objects produce no route change at all.
-- Errors back off exponentially with full jitter (0.5 s doubling to 30 s), so a fleet of nodes
-  does not stampede a recovering API server.
-- A malformed object is reported to the handler as ``Malformed`` and the watch goes on.
+- Errors of the API conversation back off exponentially with full jitter (0.5 s doubling to
+  30 s), so a fleet of nodes does not stampede a recovering API server.
+- A malformed object is delivered to the sink as ``Malformed`` and the watch goes on.
+- A sink that raises is a bug in cosmolet, not a problem of the API server: retrying would
+  relist forever and hide it, so ``run`` raises ``SinkError`` and the thread running it ends
+  (its owner reports the dead thread).
+
+A ``Reflector[T]`` is typed by its record: ``Kind[T]`` says what to list and decodes to ``T``,
+and ``Sink[T]`` takes ``T`` records only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol
 
 import msgspec
 from kubernetes.client import ApiException
 
 from cosmolet import logs
-from cosmolet.engine.objects import Malformed, ObjectMeta, Record, slim
-from cosmolet.kube.client import Kind, RawEvent, StatusOrBookmark, list_page, watch_lines
+from cosmolet.engine.objects import EndpointSlice, Malformed, Node, RecordT, Service, decode_json
+from cosmolet.kube.client import (
+    InFlight,
+    Kind,
+    RawEvent,
+    StatusOrBookmark,
+    list_page,
+    watch_lines,
+)
 
 log = logs.get("cosmolet.kube")
 
@@ -33,38 +48,24 @@ class Gone(Exception):
     """The watch's resourceVersion is too old: relist."""
 
 
-class Handler(Protocol):
-    """Where a reflector delivers objects. A (re)list is ``upsert_many`` per page, then
-    ``prune`` of every key the list did not hold, so an unchanged object changes nothing."""
-
-    def upsert_many(self, kind: str, items: list[tuple[str, Record | Malformed]]) -> None: ...
-
-    def prune(self, kind: str, keep: set[str]) -> None: ...
-
-    def delete(self, kind: str, key: str) -> None: ...
+class WatchError(Exception):
+    """The server ended a watch with an ERROR event other than 410."""
 
 
-class _Meta(msgspec.Struct, gc=False):
-    metadata: ObjectMeta = ObjectMeta()
+class SinkError(Exception):
+    """The sink raised while taking objects: a bug, which ends the reflector's thread."""
 
 
-def object_key(meta: ObjectMeta) -> str:
-    return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+class Sink(Protocol[RecordT]):
+    """Where a reflector delivers one kind's objects, keyed ``namespace/name``. A (re)list is
+    ``upsert`` per page, then ``prune`` of every key the list did not hold, so an unchanged
+    object changes nothing."""
 
+    def upsert(self, items: list[tuple[str, RecordT | Malformed]]) -> None: ...
 
-def decode_record(kind: Kind, raw: bytes | msgspec.Raw) -> tuple[str, Record | Malformed]:
-    """Decode one object; a schema mismatch gives ``Malformed`` naming the field."""
-    try:
-        record = msgspec.json.decode(raw, type=kind.record)
-    except msgspec.ValidationError as error:
-        try:
-            meta = msgspec.json.decode(raw, type=_Meta).metadata
-        except msgspec.ValidationError:
-            meta = ObjectMeta(name="?")
-        key = object_key(meta)
-        reason = str(error).replace("$.", "", 1)
-        return key, Malformed(kind.name, key, reason)
-    return object_key(record.metadata), slim(record)
+    def prune(self, keep: set[str]) -> None: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 @dataclass
@@ -82,13 +83,15 @@ class Backoff:
         self.attempt = 0
 
 
-class Reflector:
-    """List-watch of one kind into a handler. ``run`` returns only when ``stop`` is set."""
+class Reflector(Generic[RecordT]):
+    """List-watch of one kind into its sink. ``run`` returns once ``stop`` is called (or raises
+    ``SinkError``); ``stop`` also ends a request in progress, so the thread ends promptly."""
 
-    def __init__(self, kind: Kind, handler: Handler, stop: threading.Event) -> None:
+    def __init__(self, kind: Kind[RecordT], sink: Sink[RecordT]) -> None:
         self.kind = kind
-        self.handler = handler
-        self.stop = stop
+        self.sink = sink
+        self.stopping = threading.Event()
+        self._in_flight = InFlight()
         self.synced = False
         self.connected = False
         self.failing_since: float | None = time.monotonic()
@@ -97,9 +100,13 @@ class Reflector:
         self.errors = 0
         self.resource_version = ""
 
+    def stop(self) -> None:
+        self.stopping.set()
+        self._in_flight.abort()
+
     def run(self) -> None:
         backoff = Backoff()
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             try:
                 if not self.resource_version:
                     self._list()
@@ -110,7 +117,11 @@ class Reflector:
                 self.relists += 1
                 log.info("watch expired (410): relisting", kind=self.kind.name)
                 self.resource_version = ""
+            except SinkError:
+                raise
             except Exception as error:
+                if self.stopping.is_set():
+                    return  # stop() ended the request
                 self.errors += 1
                 self._set_connected(False)
                 delay = backoff.next()
@@ -120,7 +131,14 @@ class Reflector:
                     error=_describe(error),
                     retry_in_s=round(delay, 2),
                 )
-                self.stop.wait(delay)
+                self.stopping.wait(delay)
+
+    @contextlib.contextmanager
+    def _delivering(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as error:
+            raise SinkError(f"the {self.kind.name} sink failed: {_describe(error)}") from error
 
     def _set_connected(self, connected: bool) -> None:
         if connected and not self.connected:
@@ -137,22 +155,24 @@ class Reflector:
         token: str | None = None
         while True:
             try:
-                page = list_page(self.kind, PAGE_SIZE, token)
+                page = list_page(self.kind, PAGE_SIZE, token, self._in_flight)
             except ApiException as error:
                 if error.status == 410 and token:
                     token = None  # the continue token expired: start the list again
                     seen, malformed = set(), 0
                     continue
                 raise
-            items = [decode_record(self.kind, raw) for raw in page.items or ()]
+            items = [decode_json(self.kind.record, raw) for raw in page.items or ()]
             del page.items
             seen.update(key for key, _ in items)
             malformed += sum(isinstance(record, Malformed) for _, record in items)
-            self.handler.upsert_many(self.kind.name, items)
+            with self._delivering():
+                self.sink.upsert(items)
             token = page.metadata.continue_
             if not token:
                 break
-        self.handler.prune(self.kind.name, seen)
+        with self._delivering():
+            self.sink.prune(seen)
         self.resource_version = page.metadata.resource_version
         self._set_connected(True)
         self.synced = True
@@ -166,18 +186,20 @@ class Reflector:
 
     def _watch(self) -> None:
         timeout = random.randint(240, 360)
-        for line in watch_lines(self.kind, self.resource_version, timeout):
-            self._set_connected(True)
-            if self.stop.is_set():
-                return
-            try:
-                event = msgspec.json.decode(line, type=RawEvent)
-            except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                log.warning(
-                    "skipping an undecodable watch line", kind=self.kind.name, error=str(error)
-                )
-                continue
-            self._handle(event)
+        lines = watch_lines(self.kind, self.resource_version, timeout, self._in_flight)
+        with contextlib.closing(lines):
+            for line in lines:
+                self._set_connected(True)
+                if self.stopping.is_set():
+                    return
+                try:
+                    event = msgspec.json.decode(line, type=RawEvent)
+                except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                    log.warning(
+                        "skipping an undecodable watch line", kind=self.kind.name, error=str(error)
+                    )
+                    continue
+                self._handle(event)
 
     def _handle(self, event: RawEvent) -> None:
         if event.type in ("BOOKMARK", "ERROR"):
@@ -190,16 +212,22 @@ class Reflector:
                 return
             if status.code == 410:
                 raise Gone(status.message)
-            raise RuntimeError(f"watch error {status.code} {status.reason}: {status.message}")
-        key, record = decode_record(self.kind, event.object)
-        if not isinstance(record, Malformed):
-            self.resource_version = record.metadata.resource_version or self.resource_version
+            raise WatchError(f"watch error {status.code} {status.reason}: {status.message}")
+        key, record = decode_json(self.kind.record, event.object)
         if event.type == "DELETED":
-            self.handler.delete(self.kind.name, key)
+            with self._delivering():
+                self.sink.delete(key)
         elif event.type in ("ADDED", "MODIFIED"):
-            self.handler.upsert_many(self.kind.name, [(key, record)])
+            with self._delivering():
+                self.sink.upsert([(key, record)])
         else:
             log.warning("unknown watch event type", kind=self.kind.name, type=event.type)
+        if not isinstance(record, Malformed):
+            self.resource_version = record.metadata.resource_version or self.resource_version
+
+
+#: Any of the three reflectors of the Kubernetes source.
+AnyReflector = Reflector[Service] | Reflector[EndpointSlice] | Reflector[Node]
 
 
 def _describe(error: Exception) -> str:

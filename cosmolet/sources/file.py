@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 from cosmolet import logs
-from cosmolet.agent.cluster_state import ClusterState
 from cosmolet.config.schema import Config
 from cosmolet.engine.objects import EndpointSlice, Node, Service, decode_all
+from cosmolet.sources import SourceHealth
 from cosmolet.sources.objects_file import ObjectsFileError, load_documents
+from cosmolet.sources.state import ClusterState
 
 log = logs.get("cosmolet.sources.file")
 
@@ -38,6 +39,11 @@ class FileSource:
         except OSError:
             return None
         return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def health(self) -> SourceHealth:
+        """Always alive: the file is read on the agent's thread that calls ``run``, and an
+        unreadable file keeps the last good plan (logged), which a restart would not change."""
+        return SourceHealth()
 
     def run(self, state: ClusterState, stop: threading.Event) -> None:
         last: tuple[int, int, int] | bool | None = False  # False: never read

@@ -1,44 +1,63 @@
-"""The Kubernetes source: three reflectors (Services, EndpointSlices, this Node) feeding a
-``ClusterState``, and the policy for losing the API server.
+"""The Kubernetes source: three reflectors (Services, EndpointSlices, this Node), each on its
+own thread, feeding a ``ClusterState`` through typed sinks (``sinks``); and the policy for
+losing the API server.
 
 The data plane must not depend on the control plane: while the API server is unreachable the
 last known routes stay advertised. Only ``kubernetes.withdrawAfterApiLossSeconds`` (default:
-never) bounds that, for operators who prefer a node to fall silent.
+never) bounds that, for operators who prefer a node to fall silent (``api_loss_skip``).
+
+The source owns its threads. ``run`` stops and joins them before it returns, even when it
+raises, and a new ``run`` starts its reflectors only once the previous run's are gone, so a
+restarted source never leaves duplicate reflectors behind. ``health`` names a reflector thread
+that died.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
-
-import msgspec
 
 from cosmolet import logs
-from cosmolet.agent.cluster_state import ClusterState
 from cosmolet.config.schema import Config
-from cosmolet.engine.model import Skip, SkipCode
-from cosmolet.engine.objects import Malformed, Node, Record, Service
+from cosmolet.engine.policy import api_loss_skip
 from cosmolet.kube import client
-from cosmolet.kube.reflector import Reflector
+from cosmolet.kube.reflector import AnyReflector, Reflector
+from cosmolet.sources import ApiHealth, SourceHealth
+from cosmolet.sources.sinks import NodeSink, ServiceSink, SliceSink
+from cosmolet.sources.state import ClusterState
 
 log = logs.get("cosmolet.kube")
 
+#: How long stopping waits for a reflector thread. Stopping aborts the request in progress, so
+#: this is only ever reached while a connection is being opened (5 s connect timeout).
+JOIN_SECONDS = 10.0
 
-def _intern(text: str | None) -> str | None:
-    return None if text is None else sys.intern(text)
+
+class SourceError(Exception):
+    """The source cannot run now (the previous run's threads have not ended yet)."""
 
 
-@dataclass
-class ApiHealth:
-    synced: bool = False
-    connected: bool = False
-    lost_for_s: float = 0.0
-    relists: int = 0
-    watch_restarts: int = 0
-    errors: int = 0
+class _Watch:
+    """One reflector and the thread running it (``watch-Service``...)."""
+
+    def __init__(self, reflector: AnyReflector) -> None:
+        self.reflector = reflector
+        self.failure: str | None = None
+        self.thread = threading.Thread(
+            target=self._run, name=f"watch-{reflector.kind.name}", daemon=True
+        )
+
+    def _run(self) -> None:
+        try:
+            self.reflector.run()
+        except Exception as error:
+            self.failure = f"{type(error).__name__}: {error}"
+            log.error("reflector thread died", thread=self.thread.name, exc_info=True)
+
+    @property
+    def dead(self) -> bool:
+        """Ended while nobody asked it to stop."""
+        return not self.thread.is_alive() and not self.reflector.stopping.is_set()
 
 
 class KubeSource:
@@ -48,144 +67,86 @@ class KubeSource:
         self.config = config
         self.node_name = node_name
         self.kubeconfig = kubeconfig
-        self.reflectors: list[Reflector] = []
-        self.state: ClusterState | None = None
-        services = config.services
-        self._namespaces = frozenset(services.namespaces)
-        self._excluded = frozenset(services.exclude_namespaces)
-        self._uses_labels = bool(services.label_selector.strip())
+        self._watches: list[_Watch] = []
 
-    # --- Handler (called from the reflector threads) ------------------------------------------
+    def health(self) -> SourceHealth:
+        api = self._api_health()
+        for watch in self._watches:
+            if watch.dead:
+                reason = f"reflector thread {watch.thread.name} died: {watch.failure or 'exited'}"
+                return SourceHealth(alive=False, reason=reason, api=api)
+        return SourceHealth(api=api)
 
-    def _wanted(self, record: Record | Malformed) -> bool:
-        """Services and slices of namespaces we never advertise are not even kept."""
-        if isinstance(record, Malformed | Node):
-            return True
-        namespace = record.metadata.namespace
-        if self._namespaces and namespace not in self._namespaces:
-            return False
-        return namespace not in self._excluded
-
-    def _compact(self, service: Service) -> Service:
-        """What 10,000 stored Services need not repeat: labels when no selector reads them, the
-        resourceVersion (the reflector has taken it), and one copy of common strings."""
-        meta = service.metadata
-        meta = msgspec.structs.replace(
-            meta,
-            namespace=sys.intern(meta.namespace),
-            labels=meta.labels if self._uses_labels else None,
-            creation_timestamp=sys.intern(meta.creation_timestamp or ""),
-            resource_version="",
-        )
-        spec = service.spec
-        spec = msgspec.structs.replace(
-            spec,
-            type=sys.intern(spec.type),
-            internal_traffic_policy=_intern(spec.internal_traffic_policy),
-            external_traffic_policy=_intern(spec.external_traffic_policy),
-        )
-        return msgspec.structs.replace(service, metadata=meta, spec=spec)
-
-    def upsert_many(self, kind: str, items: list[tuple[str, Record | Malformed]]) -> None:
-        assert self.state is not None
-        with self.state.update() as builder:
-            for key, record in items:
-                if not self._wanted(record):
-                    continue
-                if isinstance(record, Service):
-                    record = self._compact(record)
-                if isinstance(record, Malformed):
-                    builder.set_malformed(f"{kind}:{key}", record)
-                    self._set(builder, kind, key, None)
-                else:
-                    builder.set_malformed(f"{kind}:{key}", None)
-                    self._set(builder, kind, key, record)
-
-    def prune(self, kind: str, keep: set[str]) -> None:
-        """After a list: forget every object of ``kind`` the list did not hold."""
-        assert self.state is not None
-        with self.state.update() as builder:
-            if kind == "Service":
-                stale = [key for key in builder.services if key not in keep]
-            elif kind == "EndpointSlice":
-                stale = [key for key in builder.slices if key not in keep]
-            else:
-                node = builder.node
-                stale = [node.metadata.name] if node and node.metadata.name not in keep else []
-            for key in stale:
-                self._set(builder, kind, key, None)
-            prefix = f"{kind}:"
-            for key in [k for k in builder.malformed if k.startswith(prefix)]:
-                if key[len(prefix) :] not in keep:
-                    builder.set_malformed(key, None)
-
-    def delete(self, kind: str, key: str) -> None:
-        assert self.state is not None
-        with self.state.update() as builder:
-            builder.set_malformed(f"{kind}:{key}", None)
-            self._set(builder, kind, key, None)
-
-    @staticmethod
-    def _set(builder: Any, kind: str, key: str, record: Record | None) -> None:
-        if kind == "Service":
-            builder.set_service(key, record)
-        elif kind == "EndpointSlice":
-            builder.set_slice(key, record)
-        else:
-            builder.set_node(record)
-
-    # --- the source ---------------------------------------------------------------------------
-
-    def health(self) -> ApiHealth:
+    def _api_health(self) -> ApiHealth:
+        reflectors = [watch.reflector for watch in self._watches]
         now = time.monotonic()
-        failing = [r.failing_since for r in self.reflectors if r.failing_since is not None]
+        failing = [r.failing_since for r in reflectors if r.failing_since is not None]
         return ApiHealth(
-            synced=bool(self.reflectors) and all(r.synced for r in self.reflectors),
-            connected=bool(self.reflectors) and all(r.connected for r in self.reflectors),
+            synced=bool(reflectors) and all(r.synced for r in reflectors),
+            connected=bool(reflectors) and all(r.connected for r in reflectors),
             lost_for_s=now - min(failing) if failing else 0.0,
-            relists=sum(r.relists for r in self.reflectors),
-            watch_restarts=sum(r.watch_restarts for r in self.reflectors),
-            errors=sum(r.errors for r in self.reflectors),
+            relists=sum(r.relists for r in reflectors),
+            watch_restarts=sum(r.watch_restarts for r in reflectors),
+            errors=sum(r.errors for r in reflectors),
         )
 
     def run(self, state: ClusterState, stop: threading.Event) -> None:
-        self.state = state
+        """Start the reflectors, follow them until ``stop``, then stop them."""
+        lingering = self._stop_watches()
+        if lingering:
+            raise SourceError(f"reflector threads of the last run still running: {lingering}")
         api = client.api_client(self.kubeconfig)
         kinds = client.kinds(api, self.node_name, self.config.services.label_selector)
-        self.reflectors = [Reflector(kind, self, stop) for kind in kinds]
-        for reflector in self.reflectors:
-            threading.Thread(
-                target=reflector.run, daemon=True, name=f"watch-{reflector.kind.name}"
-            ).start()
+        keep_labels = bool(self.config.services.label_selector.strip())
+        reflectors: list[AnyReflector] = [
+            Reflector(kinds.services, ServiceSink(state, keep_labels)),
+            Reflector(kinds.slices, SliceSink(state)),
+            Reflector(kinds.node, NodeSink(state)),
+        ]
+        try:
+            for reflector in reflectors:
+                watch = _Watch(reflector)
+                watch.thread.start()
+                self._watches.append(watch)
+            self._follow(state, stop)
+        finally:
+            lingering = self._stop_watches()
+            if lingering:
+                log.warning("reflector threads did not stop in time", threads=lingering)
+
+    def _stop_watches(self) -> list[str]:
+        """Stop and join this source's reflector threads; the names of any still running (they
+        stay in ``_watches``, so the next ``run`` waits for them)."""
+        for watch in self._watches:
+            watch.reflector.stop()
+        deadline = time.monotonic() + JOIN_SECONDS
+        for watch in self._watches:
+            watch.thread.join(max(0.0, deadline - time.monotonic()))
+        self._watches = [watch for watch in self._watches if watch.thread.is_alive()]
+        return [watch.thread.name for watch in self._watches]
+
+    def _follow(self, state: ClusterState, stop: threading.Event) -> None:
+        """Until ``stop``: mark the state synced once every reflector has listed, recompute it
+        every ``loopIntervalSeconds`` (the safety net), and apply the API-loss policy."""
         limit = self.config.kubernetes.withdraw_after_api_loss_seconds
-        withdrawn = False
+        withdrawn: bool | None = None  # None: not yet decided in this run
         last_full = time.monotonic()
         while not stop.wait(0.2):
             if time.monotonic() - last_full >= self.config.loop_interval_seconds:
                 last_full = time.monotonic()
                 with state.update() as builder:
                     builder.recompute_all()
-            health = self.health()
-            if health.synced and not state.readiness.synced:
+            api = self._api_health()
+            if api.synced and not state.readiness.synced:
                 log.info("initial list complete: routes may now be advertised")
                 state.mark_synced()
-            lost = limit is not None and health.synced and health.lost_for_s >= limit
-            if lost != withdrawn:
-                withdrawn = lost
-                reason = (
-                    Skip(
-                        self.node_name,
-                        SkipCode.API_LOST,
-                        f"API server unreachable for over {limit:g} s "
-                        "(kubernetes.withdrawAfterApiLossSeconds)",
-                    )
-                    if lost
-                    else None
-                )
-                log.warning(
-                    "API server lost: withdrawing every route"
-                    if lost
-                    else "API server back: advertising again"
-                )
-                with state.update() as builder:
-                    builder.set_withdraw_all(reason)
+            skip = api_loss_skip(self.node_name, limit, state.readiness.synced, api.lost_for_s)
+            if (skip is not None) == withdrawn:
+                continue
+            if skip is not None:
+                log.warning("API server lost: withdrawing every route", reason=skip.reason)
+            elif withdrawn:
+                log.warning("API server back: advertising again")
+            withdrawn = skip is not None
+            with state.update() as builder:
+                builder.set_withdraw_all(skip)

@@ -190,7 +190,8 @@ GOOD: dict[type[Record], dict[str, Any]] = {
 @st.composite
 def damaged(draw: st.DrawFn) -> tuple[type[Record], Any]:
     """A good object with some fields replaced by arbitrary JSON values or removed."""
-    record_type: type[Record] = draw(st.sampled_from([Service, EndpointSlice, Node]))
+    types: list[type[Record]] = [Service, EndpointSlice, Node]
+    record_type = draw(st.sampled_from(types))
     raw = GOOD[record_type]
     for path in draw(st.lists(st.sampled_from(FIELDS[record_type]), max_size=3)):
         # KeyError, TypeError: an earlier step removed the parent or made it a non-object.

@@ -1,4 +1,5 @@
-"""The Kubernetes source against the lab API server: sync, events, relist by diff, API loss."""
+"""The Kubernetes source against the lab API server: sync, events, relist by diff, API loss,
+and the reflector threads it owns (one set per source, stopped promptly, reported when dead)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from cosmolet.agent.cluster_state import ClusterState
 from cosmolet.config.schema import Config, validate
 from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.model import Route
 from cosmolet.sources.kube import KubeSource
+from cosmolet.sources.sinks import ServiceSink
+from cosmolet.sources.state import ClusterState
 from lab.apiserver import BY_PATH, Store, serving, write_kubeconfig
 from lab.kube_client import request_body
 from lab.netns import wait_for
@@ -57,8 +59,10 @@ class Harness:
 
 
 @contextlib.contextmanager
-def running(cfg: Config, tmp_path: Path, store: Store | None = None) -> Iterator[Any]:
-    with serving(store=store, bookmark_seconds=0.2) as (store_, port):
+def running(
+    cfg: Config, tmp_path: Path, store: Store | None = None, bookmark_seconds: float = 0.2
+) -> Iterator[Any]:
+    with serving(store=store, bookmark_seconds=bookmark_seconds) as (store_, port):
         kubeconfig = tmp_path / "kubeconfig"
         write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
         api = config.new_client_from_config(config_file=str(kubeconfig))
@@ -115,10 +119,10 @@ def test_410_relist_and_dropped_watches_change_nothing(cfg: Config, tmp_path: Pa
         deltas_before = len(h.deltas)
 
         store.drop_watches()
-        wait_for(lambda: h.source.health().watch_restarts >= 3, 10, what="rewatch")
+        wait_for(lambda: h.source.health().api.watch_restarts >= 3, 10, what="rewatch")
         store.compact()
         store.drop_watches()
-        wait_for(lambda: h.source.health().relists >= 1, 10, what="relist after 410")
+        wait_for(lambda: h.source.health().api.relists >= 1, 10, what="relist after 410")
         # An object changed while the watch was down still arrives...
         disco.patch_namespaced_endpoint_slice(
             "s0-abcde", "default", {"endpoints": [endpoint(ready=False)]}
@@ -161,7 +165,7 @@ def test_api_loss_keeps_routes_unless_configured(tmp_path: Path, limit: float | 
         wait_for(lambda: h.prefixes() == {"10.96.0.10/32"}, 10)
     try:
         # The API server is gone.
-        wait_for(lambda: not h.source.health().connected, 30, what="loss noticed")
+        wait_for(lambda: not h.source.health().api.connected, 30, what="loss noticed")
         if limit:
             wait_for(lambda: h.prefixes() == set(), 10)
             assert [s.code for s in h.state.plan().skipped] == ["api-lost"]
@@ -169,7 +173,7 @@ def test_api_loss_keeps_routes_unless_configured(tmp_path: Path, limit: float | 
             assert all(h.prefixes() == {"10.96.0.10/32"} for _ in sample_for(3.0))
         # It comes back (same port, same objects, history lost): routes as before.
         with serving(port=port, store=store, bookmark_seconds=0.2):
-            wait_for(lambda: h.source.health().connected, 40, what="reconnected")
+            wait_for(lambda: h.source.health().api.connected, 40, what="reconnected")
             wait_for(lambda: h.prefixes() == {"10.96.0.10/32"}, 10)
     finally:
         h.stop.set()
@@ -181,3 +185,80 @@ def sample_for(seconds: float) -> Iterator[None]:
     while time.monotonic() < deadline:
         yield
         time.sleep(0.05)
+
+
+def reflector_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("watch-"))
+
+
+ONE_SET = ["watch-EndpointSlice", "watch-Node", "watch-Service"]
+
+
+def test_stopping_ends_quiet_watches_at_once(cfg: Config, tmp_path: Path) -> None:
+    # No bookmark for a minute: only aborting the request ends a watch before that.
+    with running(cfg, tmp_path, bookmark_seconds=60) as (h, _, _, _, _):
+        wait_for(lambda: h.state.readiness.synced, 10)
+        assert reflector_threads() == ONE_SET
+        started = time.monotonic()
+        h.stop.set()
+        h.thread.join(5)
+        assert not h.thread.is_alive()
+        assert time.monotonic() - started < 3
+        assert reflector_threads() == []
+
+
+def test_a_restarted_source_runs_one_set_of_reflectors(
+    cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    follow = KubeSource._follow
+    calls = 0
+
+    def fail_first_run(self: KubeSource, state: ClusterState, stop: threading.Event) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            wait_for(lambda: reflector_threads() == ONE_SET, 10)
+            raise RuntimeError("the first run fails after its reflectors started")
+        follow(self, state, stop)
+
+    monkeypatch.setattr(KubeSource, "_follow", fail_first_run)
+    with serving(bookmark_seconds=0.2) as (_, port):
+        kubeconfig = tmp_path / "kubeconfig"
+        write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
+        h = Harness(cfg, kubeconfig)
+        with pytest.raises(RuntimeError, match="first run fails"):
+            h.source.run(h.state, h.stop)
+        assert reflector_threads() == []
+        # Run again, as the agent does after a pause; then stop and run once more.
+        for _ in range(2):
+            stop = threading.Event()
+            thread = threading.Thread(target=h.source.run, args=(h.state, stop))
+            thread.start()
+            try:
+                wait_for(lambda: h.source.health().api.synced, 10, what="relisted")
+                assert all(reflector_threads() == ONE_SET for _ in sample_for(1.0))
+                assert h.source.health().alive
+            finally:
+                stop.set()
+                thread.join(5)
+            assert reflector_threads() == []
+
+
+def test_a_dead_reflector_thread_is_reported(
+    cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: ServiceSink, items: list[Any]) -> None:
+        if items:
+            raise ValueError("a bug in the Service sink")
+
+    monkeypatch.setattr(ServiceSink, "upsert", broken)
+    with running(cfg, tmp_path) as (h, core, _, _, _):
+        wait_for(lambda: h.source.health().api.synced, 10)
+        assert h.source.health().alive
+        core.create_namespaced_service("default", request_body(service("web")))
+        wait_for(lambda: not h.source.health().alive, 5, what="the dead thread reported")
+        health = h.source.health()
+        assert "watch-Service" in health.reason
+        assert "a bug in the Service sink" in health.reason
+        assert reflector_threads() == ["watch-EndpointSlice", "watch-Node"]
+    assert reflector_threads() == []
