@@ -1,6 +1,8 @@
 """The ``cosmolet`` command line: one subcommand per job, each a thin shell over a module.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad input (config, objects file, arguments).
+Logs go to stderr in every subcommand: stdout carries only what the command prints (a rendered
+file, a plan, and for ``agent`` the ExaBGP command pipe).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cosmolet import __version__
+from cosmolet import __version__, logs
 from cosmolet.config.loader import load_config
 from cosmolet.config.schema import Config, ConfigError, warnings_for
 from cosmolet.engine.plan import plan_from_documents
@@ -69,10 +71,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _load_for_run(args: argparse.Namespace) -> Config | None:
-    """Load the config for ``render``/``start``/``agent``, applying ``--node``."""
+    """Load the config for ``render``/``start``/``agent``, applying ``--node`` and its logging
+    level and format (still to stderr)."""
     config = _load(args.config)
     if config is None:
         return None
+    logs.configure(config.logging.level, config.logging.format)
     node = getattr(args, "node", None)
     if node:
         config = config.model_copy(update={"node_name": node})
@@ -130,11 +134,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     config = _load_for_run(args)
     if config is None:
         return EXIT_BAD_INPUT
-    from cosmolet import logs
     from cosmolet.exabgp import config as exabgp_config
     from cosmolet.exabgp import supervisor as start
 
-    logs.configure(config.logging.level, config.logging.format)
     if not config.node_name:
         print("start: nodeName is empty: set it, NODE_NAME, or --node", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -158,12 +160,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     config = _load_for_run(args)
     if config is None:
         return EXIT_BAD_INPUT
-    from cosmolet import logs
     from cosmolet.agent import main as agent
     from cosmolet.exabgp import config as exabgp_config
     from cosmolet.sources import Source
 
-    logs.configure(config.logging.level, config.logging.format)
     source: Source
     if args.objects:
         from cosmolet.sources.file import FileSource
@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # structlog's default logger prints to stdout, which is the rendered file of ``render`` and
+    # ExaBGP's command pipe for ``agent``: send every line to stderr before anything can log.
+    logs.configure()
     try:
         result: int = args.func(args)
     except BrokenPipeError:  # `cosmolet plan ... | head`: the reader left, which is fine

@@ -27,7 +27,11 @@ class _Stderr:
 
 
 def configure(level: str = "info", fmt: str = "json") -> None:
-    """Route every log line to stderr, as JSON (one object per line) or for a console."""
+    """Route every log line to stderr, as JSON (one object per line) or for a console.
+
+    Until this runs, structlog's default logger prints to *stdout*; ``cosmolet.cli.main`` calls
+    it before any subcommand, and again with the config's level and format once it is loaded.
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
