@@ -99,7 +99,21 @@ def test_plan_accepts_yaml_documents(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert [route["prefix"] for route in plan["routes"]] == ["10.96.0.10/32"]
 
 
-@pytest.mark.parametrize("content", [None, "{not: [json", "\x00\x01"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,
+        "{not: [json",
+        "\x00\x01",
+        "",  # kubectl get ... > file: truncated first, written a moment later
+        " \n",
+        '{"apiVersion": "v1", "kind": "List", "items": [{"kind": "Serv',
+        "apiVersion: v1\nitems:\n- kind: Service\n  metadata: {name: web}\n",  # kind comes last
+        '"a string"',
+        "[" * 100_000,
+        "a:\n" + "- " * 100_000 + "x\n",
+    ],
+)
 def test_plan_unreadable_objects_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
 ) -> None:
