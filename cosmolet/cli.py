@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from cosmolet import __version__, logs
-from cosmolet.config.loader import load_config
-from cosmolet.config.schema import Config, ConfigError, warnings_for
+from cosmolet.config.checks import router_id_warnings, warnings_for
+from cosmolet.config.loader import load_config, node_ip
+from cosmolet.config.schema import Config, ConfigError
 from cosmolet.engine.plan import plan_from_documents
 from cosmolet.sources.objects_file import ObjectsFileError, load_documents
 
@@ -40,7 +41,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.file)
     if config is None:
         return EXIT_BAD_INPUT
-    for warning in warnings_for(config):
+    for warning in warnings_for(config) + router_id_warnings(config, node_ip()):
         print(f"{args.file}: warning: {warning}", file=sys.stderr)
     peers = len(config.bgp.peers) if config.mode == "numbered" else len(config.bgp.interfaces)
     what = "peers" if config.mode == "numbered" else "fabric interfaces"

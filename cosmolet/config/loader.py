@@ -30,7 +30,8 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file.
 
     Raises:
-        ConfigError: the file is unreadable, is not YAML, or fails validation.
+        ConfigError: the file is unreadable, is not YAML (or nests deeper than Python's stack),
+            or fails validation.
     """
     source = str(path)
     try:
@@ -41,4 +42,6 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(source, [Problem("", f"not valid YAML: {error}")]) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(source, [Problem("", "nested too deeply to be a config")]) from None
     return with_node_name(validate(data, source))

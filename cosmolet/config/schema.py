@@ -3,7 +3,8 @@
 Every error names the field path (``bgp.peers[1].asn``) and what was expected, and unknown keys are
 errors, because a typo in a routing policy must not pass silently. The models double as the source
 of the JSON schema used by the Helm chart. Pure: reading the file and the environment is
-``cosmolet.config.loader``'s job, so the route engine may import this module.
+``cosmolet.config.loader``'s job, so the route engine may import this module. The field types
+are ``cosmolet.config.fields``; warnings (valid but probably unintended) ``cosmolet.config.checks``.
 """
 
 from __future__ import annotations
@@ -24,18 +25,21 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from cosmolet.config.fields import (
+    ASN,
+    U32,
+    Address,
+    ASNOrAuto,
+    Int,
+    InterfaceName,
+    Number,
+    RouterId,
+    SessionAddress,
+    parse_listen,
+)
 from cosmolet.engine import bgp_values
 from cosmolet.engine.model import Family
 from cosmolet.engine.selector import LabelSelector, parse_selector
-
-
-def _ip_address(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return ipaddress.ip_address(value.strip())
-        except ValueError:
-            raise ValueError(f"expected an IPv4 or IPv6 address, got {value!r}") from None
-    return value
 
 
 def _ip_network(value: Any) -> Any:
@@ -47,20 +51,7 @@ def _ip_network(value: Any) -> Any:
     return value
 
 
-def _ipv4_address(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return ipaddress.IPv4Address(value.strip())
-        except ValueError:
-            raise ValueError(f"expected an IPv4 address, got {value!r}") from None
-    return value
-
-
-IPAddress = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, BeforeValidator(_ip_address)]
-IPv4Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_ipv4_address)]
 IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_ip_network)]
-ASN = Annotated[int, Field(ge=1, le=bgp_values.MAX_U32)]
-U32 = Annotated[int, Field(ge=0, le=bgp_values.MAX_U32)]
 
 DEFAULT_HTTP_LISTEN = "0.0.0.0:9179"
 DEFAULT_MAX_ROUTES = 100_000
@@ -84,18 +75,27 @@ class GracefulRestart(_Model):
     """BGP graceful restart (RFC 4724): a restarting node keeps its routes at the peer."""
 
     enabled: bool = True
-    restart_time: int = Field(default=120, ge=1, le=4095)
+    restart_time: Int = Field(default=120, ge=1, le=4095)
 
 
 class Peer(_Model):
     """A numbered BGP peer: the fabric switch's address on the node's link."""
 
-    address: IPAddress
+    address: SessionAddress
     asn: ASN
-    local_address: IPAddress | None = None
+    local_address: SessionAddress | None = None
     password_file: Path | None = None
-    multihop: int | None = Field(default=None, ge=1, le=255)
+    multihop: Int | None = Field(default=None, ge=1, le=255)
     families: tuple[Family, ...] | None = None
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: tuple[Family, ...] | None) -> tuple[Family, ...] | None:
+        if value is not None and not value:
+            raise ValueError("expected at least one family (leave it out for the address's own)")
+        if value and len(set(value)) != len(value):
+            raise ValueError(f"expected each family once, got {', '.join(value)}")
+        return value
 
     @property
     def address_families(self) -> tuple[Family, ...]:
@@ -109,9 +109,9 @@ class Bfd(_Model):
     """Hybrid mode: FRR's bfdd beside zebra, so the switch detects a dead node or link fast."""
 
     enabled: bool = False
-    min_rx_ms: int = Field(default=300, ge=10, le=60000)
-    min_tx_ms: int = Field(default=300, ge=10, le=60000)
-    multiplier: int = Field(default=3, ge=2, le=255)
+    min_rx_ms: Int = Field(default=300, ge=10, le=60000)
+    min_tx_ms: Int = Field(default=300, ge=10, le=60000)
+    multiplier: Int = Field(default=3, ge=2, le=255)
     #: where the FRR sidecar's vtysh sockets are (shared with the cosmolet container)
     vtysh_socket_dir: Path = Path("/var/run/frr")
 
@@ -119,13 +119,13 @@ class Bfd(_Model):
 class Bgp(_Model):
     enabled: bool = True
     asn: ASN
-    router_id: IPv4Address | None = None
-    hold_time: int = Field(default=9, ge=0, le=65535)
+    router_id: RouterId | None = None
+    hold_time: Int = Field(default=9, ge=0, le=65535)
     graceful_restart: GracefulRestart = GracefulRestart()
     peers: tuple[Peer, ...] = ()
-    interfaces: tuple[str, ...] = ()
-    peer_asn: ASN | Literal["auto"] = "auto"
-    router_advertisement_interval: int = Field(default=3, ge=1, le=1800)
+    interfaces: tuple[InterfaceName, ...] = ()
+    peer_asn: ASNOrAuto = "auto"
+    router_advertisement_interval: Int = Field(default=3, ge=1, le=1800)
     bfd: Bfd = Bfd()
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
@@ -174,7 +174,7 @@ class HealthHold(_Model):
     """Flap hold (``cosmolet/health_hold.py``): a prefix withdrawn less than ``riseSeconds``
     ago returns only after it has been wanted that long. Withdrawals are never delayed."""
 
-    rise_seconds: float = Field(default=1.0, ge=0, le=3600)
+    rise_seconds: Number = Field(default=1.0, ge=0, le=3600)
 
 
 class Services(_Model):
@@ -183,7 +183,7 @@ class Services(_Model):
     label_selector: str = ""
     opt_in: bool = False
     advertise: Advertise = Advertise()
-    max_routes: int = Field(default=DEFAULT_MAX_ROUTES, ge=0)
+    max_routes: Int = Field(default=DEFAULT_MAX_ROUTES, ge=0)
     health_hold: HealthHold = HealthHold()
 
     @field_validator("label_selector")
@@ -229,26 +229,26 @@ class Shutdown(_Model):
     """What SIGTERM does: keep routes for graceful restart, or withdraw them and drain."""
 
     mode: Literal["graceful", "withdraw"] = "graceful"
-    drain_seconds: float = Field(default=10.0, ge=0, le=3600)
+    drain_seconds: Number = Field(default=10.0, ge=0, le=3600)
 
 
 class Events(_Model):
     """Kubernetes Events on a Service when its IP starts or stops being advertised here."""
 
     enabled: bool = False
-    max_per_second: float = Field(default=5.0, gt=0, le=100)
+    max_per_second: Number = Field(default=5.0, gt=0, le=100)
 
 
 class Kubernetes(_Model):
     """How the agent reaches the API server, and what it does when it cannot."""
 
-    withdraw_after_api_loss_seconds: float | None = Field(default=None, gt=0)
+    withdraw_after_api_loss_seconds: Number | None = Field(default=None, gt=0)
 
 
 class Config(_Model):
     mode: Mode = Mode.NUMBERED
     node_name: str = ""  # the loader fills it from NODE_NAME when empty
-    loop_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    loop_interval_seconds: Number = Field(default=300.0, ge=1, le=86400)
     runtime_dir: Path = Path("/run/cosmolet")
     bgp: Bgp
     services: Services = Services()
@@ -258,23 +258,6 @@ class Config(_Model):
     shutdown: Shutdown = Shutdown()
     kubernetes: Kubernetes = Kubernetes()
     events: Events = Events()
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[V6]:PORT`` for IPv6) into its parts.
-
-    Raises:
-        ValueError: when the value is not an address and a port 1-65535.
-    """
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 0.0.0.0:9179 or [::]:9179)")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{value!r}: {host!r} is not an IP address") from None
-    return host, int(port)
 
 
 @dataclass(frozen=True)
@@ -331,6 +314,7 @@ def _blocking_problems(config: Config) -> list[Problem]:
                 "bgp.interfaces", "hybrid mode needs at least one fabric interface name or glob"
             )
         )
+    first_with: dict[Address, int] = {}
     for index, peer in enumerate(config.bgp.peers):
         if peer.local_address and peer.local_address.version != peer.address.version:
             problems.append(
@@ -339,31 +323,12 @@ def _blocking_problems(config: Config) -> list[Problem]:
                     f"expected an IPv{peer.address.version} address like the peer's address",
                 )
             )
-    return problems
-
-
-def warnings_for(config: Config) -> list[Problem]:
-    """Valid but probably unintended settings, printed by ``check-config`` and logged at start."""
-    warnings = []
-    advertise = config.services.advertise
-    for key, kind in (
-        ("externalIPs", advertise.external_ips),
-        ("loadBalancerIPs", advertise.load_balancer_ips),
-    ):
-        if kind.enabled and not kind.allowed_cidrs:
-            warnings.append(
-                Problem(
-                    f"services.advertise.{key}.allowedCIDRs",
-                    "enabled with an empty allowlist, so nothing of this kind will be advertised",
-                )
+        first = first_with.setdefault(peer.address, index)
+        if first != index:  # the agent and ExaBGP's API both name a session by the peer address
+            problems.append(
+                Problem(f"bgp.peers[{index}]", f"same address as bgp.peers[{first}]: one per peer")
             )
-    if config.mode is Mode.NUMBERED and not config.bgp.peers:
-        warnings.append(Problem("bgp.peers", "no peers: nothing will be advertised"))
-    if not config.node_name:
-        warnings.append(
-            Problem("nodeName", "empty and NODE_NAME is unset: give it, or --node, before start")
-        )
-    return warnings
+    return problems
 
 
 def validate(data: Any, source: str = "config") -> Config:

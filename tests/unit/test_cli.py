@@ -123,3 +123,91 @@ def test_plan_unreadable_objects_exit_2(
     code = main(["plan", "--config", str(EXAMPLES / "config.yaml"), "--objects", str(path)])
     assert code == 2
     assert str(path) in capsys.readouterr().err
+
+
+def test_check_config_refuses_with_the_field_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "bgp:\n  asn: true\n  interfaces: ['']\n  peers:\n"
+        "    - {address: 192.0.2.1, asn: 65101}\n    - {address: 192.0.2.1, asn: 65101}\n"
+        "    - {address: 'fe80::1%eth0', asn: 65101, families: [ipv6, ipv6]}\n"
+        "loopIntervalSeconds: 0\n"
+    )
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    for expected in (
+        "bgp.asn: Input should be a valid integer (got True)",
+        "bgp.interfaces[0]: expected an interface name or glob",
+        "bgp.peers[2].address: fe80::1%eth0 carries a zone",
+        "bgp.peers[2].families: expected each family once",
+        "loopIntervalSeconds: Input should be greater than or equal to 1",
+    ):
+        assert f"{bad}: {expected}" in err, err
+
+
+def test_check_config_refuses_duplicate_peers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "bgp:\n  asn: 65001\n  peers:\n    - {address: 192.0.2.1, asn: 65101}\n"
+        "    - {address: 192.0.2.1, asn: 65102}\n"
+    )
+    assert main(["check-config", str(bad)]) == 2
+    assert f"{bad}: bgp.peers[1]: same address as bgp.peers[0]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("node_ip", "warned"), [(None, True), ("fd00::5", True), ("10.0.0.5", False)]
+)
+def test_check_config_warns_when_no_router_id_can_be_derived(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    node_ip: str | None,
+    warned: bool,
+) -> None:
+    if node_ip is None:
+        monkeypatch.delenv("NODE_IP", raising=False)
+    else:
+        monkeypatch.setenv("NODE_IP", node_ip)
+    config = tmp_path / "hybrid.yaml"
+    config.write_text("mode: hybrid\nnodeName: n1\nbgp:\n  asn: 65001\n  interfaces: [eth1]\n")
+    assert main(["check-config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert "valid: mode hybrid" in captured.out
+    assert (f"{config}: warning: bgp.routerId: " in captured.err) is warned, captured.err
+    if warned:
+        assert "NODE_IP" in captured.err
+
+
+def test_check_config_warns_about_keys_the_mode_ignores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "numbered.yaml"
+    config.write_text(
+        "nodeName: n1\nbgp:\n  asn: 65001\n  routerId: 192.0.2.1\n  interfaces: [eth1]\n"
+        "  peers: [{address: 192.0.2.0, asn: 65101}]\n"
+        "services: {namespaces: [a], excludeNamespaces: [a]}\n"
+    )
+    assert main(["check-config", str(config)]) == 0
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert warnings == [
+        f"{config}: warning: bgp.interfaces: ignored in numbered mode (a hybrid mode setting)",
+        f"{config}: warning: services.excludeNamespaces[0]: 'a' is also in services.namespaces: "
+        "excluded wins, so nothing there is advertised",
+    ]
+
+
+@pytest.mark.parametrize("command", ["check-config", "plan"])
+def test_a_deeply_nested_config_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("bgp: " + "[" * 100_000 + "\n")
+    args = [deep.as_posix()] if command == "check-config" else ["--config", str(deep)]
+    objects = ["--objects", str(EXAMPLES / "objects.json")] if command == "plan" else []
+    assert main([command, *args, *objects]) == 2
+    assert f"{deep}: nested too deeply" in capsys.readouterr().err
