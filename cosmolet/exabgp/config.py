@@ -75,7 +75,8 @@ def router_id(config: Config, environ: Mapping[str, str] | None = None) -> str:
     """
     if config.bgp.router_id:
         return str(config.bgp.router_id)
-    for peer in config.bgp.peers:
+    numbered_peers = config.bgp.peers if config.mode is Mode.NUMBERED else ()
+    for peer in numbered_peers:
         if peer.local_address and peer.local_address.version == 4:
             return str(peer.local_address)
     node_ip = loader.node_ip(environ)
@@ -110,7 +111,10 @@ def link_sessions(config: Config, links: Iterable[Link]) -> list[Session]:
 
 
 def sessions(config: Config) -> list[Session]:
-    """The ExaBGP neighbors of a numbered config, as the speaker addresses them."""
+    """The ExaBGP neighbors of a numbered config, as the speaker addresses them. Hybrid mode
+    has none until the switches are discovered (``link_sessions``): ``bgp.peers`` is ignored."""
+    if config.mode is Mode.HYBRID:
+        return []
     return [
         Session(
             peer=peer.address,
