@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,3 +184,27 @@ def test_state_survives_a_restart_but_history_does_not(tmp_path: Path) -> None:
             ):
                 pass
         assert gone.value.status == 410
+
+
+def test_bad_requests_get_a_status_not_a_dropped_connection(
+    api: tuple[Store, client.ApiClient],
+) -> None:
+    _, api_client = api
+    core = client.CoreV1Api(api_client)
+    with pytest.raises(client.ApiException) as bad_selector:
+        core.list_service_for_all_namespaces(label_selector="tier in (0")
+    assert bad_selector.value.status == 400
+    assert "labelSelector" in json.loads(bad_selector.value.body)["message"]
+
+    host = api_client.configuration.host
+    for method, path, code in [
+        ("GET", "/no/such/path", 404),
+        ("GET", "/api/v1/widgets", 404),
+        ("POST", "/api/v1/namespaces/default/services/web", 405),
+        ("PUT", "/api/v1/services", 405),
+        ("GET", "/lab/compact", 405),
+    ]:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(urllib.request.Request(host + path, method=method, data=b""))
+        assert failed.value.code == code, (method, path)
+        assert json.loads(failed.value.read())["code"] == code

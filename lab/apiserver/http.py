@@ -1,0 +1,117 @@
+"""The lab API server's HTTP plumbing: requests in, JSON replies and chunked watch streams out.
+
+Routing and the answers themselves are in ``lab.apiserver.routes``; this module only reads a
+request (all of its body, always), finds its route, and writes what the handler returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from lab.apiserver.resources import JSON, ApiError
+from lab.apiserver.routes import Context, Request, Stream, resolve
+from lab.apiserver.store import Store
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without this, Nagle and the client's delayed ACK
+    # hold every response of a keep-alive connection for 40 ms (measured: 23 requests a second).
+    disable_nagle_algorithm = True
+    server: LabServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if os.environ.get("LAB_APISERVER_VERBOSE"):
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        # Read the body whatever the method (kubectl sends DeleteOptions with a DELETE): bytes
+        # left unread would be parsed as the next request on this keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        try:
+            url = urlsplit(self.path)
+            route, params = resolve(method, url.path)
+            request = Request(
+                method=method,
+                path=url.path,
+                params=params,
+                query={key: values[-1] for key, values in parse_qs(url.query).items()},
+                content_type=(self.headers.get("Content-Type") or "").split(";")[0],
+                raw_body=raw_body,
+            )
+            reply = route.handler(self.server.context, request)
+            if isinstance(reply, Stream):
+                self._stream(reply)
+            else:
+                self._send(*reply)
+        except ApiError as error:
+            self._send(error.code, error.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away: nobody is left to answer
+
+    def _send(self, code: int, body: JSON) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, stream: Stream) -> None:
+        """Chunked transfer, one JSON event a line, as a watch is sent."""
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for event in stream.events:
+                data = json.dumps(event).encode() + b"\n"
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        finally:
+            stream.close()
+            if not stream.keep_alive:
+                self.close_connection = True
+
+
+class LabServer(ThreadingHTTPServer):
+    """One listening socket (made by the caller, maybe in another netns) serving ``store``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, sock: socket.socket, store: Store, bookmark_seconds: float) -> None:
+        super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.context = Context(store, bookmark_seconds, threading.Event())
+
+    def stop(self) -> None:
+        """End open watches, stop serving, close the socket."""
+        self.context.stopping.set()
+        self.shutdown()
+        self.server_close()
