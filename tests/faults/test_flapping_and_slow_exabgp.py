@@ -4,11 +4,14 @@ exact set at the end."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from lab.node import http_get, rss_mb
 from tests.faults.conftest import SERVICES, Faulty, ip
@@ -16,12 +19,19 @@ from tests.integration.conftest import sample
 
 FLAP_SECONDS = 6.0
 RISE_SECONDS = 1.0  # services.healthHold.riseSeconds, the default
+#: The agent stamps a withdraw's log line after writing it; the hold runs from just before.
+LOG_SLACK = 0.25
 
 
 def test_health_flapping_sends_bounded_updates(faulty: Faulty) -> None:
+    """Whatever state the flapping Service ends in, the agent's own log shows the hold: every
+    re-announcement came at least riseSeconds after the withdrawal before it (so at most one
+    per riseSeconds), withdrawals and announcements alternate, and the last matches the end."""
     api = faulty.discovery
+    flapping = f"{ip(10)}/32"
     sample(lambda: None, 1.0, 0.1)
     before = faulty.fabric.updates_received(faulty.fabric.NODE_V4)
+    log_start = len(faulty.node.logs())
     toggles, ready = 0, True
     deadline = time.monotonic() + FLAP_SECONDS
     while time.monotonic() < deadline:
@@ -35,8 +45,31 @@ def test_health_flapping_sends_bounded_updates(faulty: Faulty) -> None:
     assert updates <= 2 * FLAP_SECONDS / RISE_SECONDS + 2, (updates, toggles)
     sample(lambda: None, RISE_SECONDS + 0.5, 0.1)
     faulty.converged()
-    held = [line for line in faulty.node.logs() if line.get("reason", "").startswith("held")]
-    assert held or not ready  # it came back through the hold if it ended healthy
+
+    changes = _route_changes(faulty.node.logs()[log_start:], flapping)
+    kinds = [kind for _at, kind in changes]
+    # The first flip to not ready withdrew at once; then withdraw and announce alternate.
+    assert kinds and kinds[0] == "withdraw", changes
+    assert all(a != b for a, b in itertools.pairwise(kinds)), kinds
+    assert kinds[-1] == ("announce" if ready else "withdraw"), (ready, kinds)
+    # The hold: each of the ~30 flips to ready came ~0.1 s after a flip away, so without it
+    # each would be announced that soon after the withdrawal. With it, none comes sooner than
+    # riseSeconds after (often none at all: every flip back was held, then dropped).
+    gaps = [
+        round(announced - withdrawn, 3)
+        for (withdrawn, _), (announced, kind) in itertools.pairwise(changes)
+        if kind == "announce"
+    ]
+    assert all(gap >= RISE_SECONDS - LOG_SLACK for gap in gaps), gaps
+
+
+def _route_changes(logs: list[dict[str, Any]], prefix: str) -> list[tuple[float, str]]:
+    """(when, ``announce`` | ``withdraw``) for each change of ``prefix`` the agent logged."""
+    return [
+        (datetime.fromisoformat(line["timestamp"]).timestamp(), line["event"])
+        for line in logs
+        if line.get("prefix") == prefix and line.get("event") in {"announce", "withdraw"}
+    ]
 
 
 def test_a_stalled_exabgp_blocks_neither_the_watch_nor_memory(faulty: Faulty) -> None:
