@@ -54,8 +54,9 @@ def metric_samples(ns: Namespace) -> dict[tuple[str, tuple[tuple[str, str], ...]
     }
 
 
-def unprivileged(uid: int, scratch: Path) -> list[str]:
-    """A command prefix that runs what follows as ``uid`` with no capability at all.
+def unprivileged(uid: int, scratch: Path, gid: int | None = None) -> list[str]:
+    """A command prefix that runs what follows as ``uid`` (group ``gid``, by default ``uid``)
+    with no capability at all.
 
     When this interpreter lives under root's 0700 home (pyenv on the lab machines), ``uid``
     could not even start it: then a private mount namespace puts a traversable directory over
@@ -64,7 +65,7 @@ def unprivileged(uid: int, scratch: Path) -> list[str]:
     setpriv = [
         "setpriv",
         f"--reuid={uid}",
-        f"--regid={uid}",
+        f"--regid={uid if gid is None else gid}",
         "--clear-groups",
         "--inh-caps=-all",
         "--bounding-set=-all",
@@ -96,6 +97,8 @@ class Cosmolet:
     env: dict[str, str] = field(default_factory=dict)  # added to the environment at start
     #: run as this uid (its group too) with no capability at all, as the chart's container does
     uid: int | None = None
+    #: and this group instead of the uid's (OpenShift runs arbitrary uids in group 0)
+    gid: int | None = None
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,8 +132,8 @@ class Cosmolet:
         drop: list[str] = []
         if self.uid is not None:
             for path in (self.directory, *self.directory.rglob("*")):
-                os.chown(path, self.uid, self.uid)
-            drop = unprivileged(self.uid, self.directory)
+                os.chown(path, self.uid, self.uid if self.gid is None else self.gid)
+            drop = unprivileged(self.uid, self.directory, self.gid)
         self.process = self.ns.popen(
             *drop,
             sys.executable,

@@ -7,9 +7,9 @@ the agent decides when the peer may drop stale routes.
 
 from __future__ import annotations
 
-import getpass
 import ipaddress
 import os
+import pwd
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -234,6 +234,17 @@ def _link_neighbor(config: Config, link: Link) -> list[str]:
     ]
 
 
+def daemon_user(uid: int | None = None) -> str:
+    """The user ExaBGP is told it runs as: ours. ExaBGP refuses a name without a passwd entry,
+    and an arbitrary uid (OpenShift assigns them) has none: then ``nobody``, which exists on
+    every Debian system; the launcher makes sure ExaBGP does not try to switch to it
+    (``cosmolet.exabgp.launch``: a process that is not root has nothing to drop)."""
+    try:
+        return pwd.getpwuid(os.getuid() if uid is None else uid).pw_name
+    except KeyError:
+        return "nobody"
+
+
 def environment(log_level: str = "INFO") -> dict[str, str]:
     """The ExaBGP settings cosmolet relies on, as environment variables.
 
@@ -246,7 +257,7 @@ def environment(log_level: str = "INFO") -> dict[str, str]:
     were measured together.
     """
     return {
-        "exabgp.daemon.user": getpass.getuser(),
+        "exabgp.daemon.user": daemon_user(),
         "exabgp.daemon.drop": "false",
         "exabgp.daemon.daemonize": "false",
         "exabgp.api.ack": "false",

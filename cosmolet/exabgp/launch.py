@@ -56,8 +56,25 @@ def tune(environ: MutableMapping[str, str] | None = None) -> str:
     return f"ExaBGP {installed} with ASYNC.LIMIT {STOCK_LIMIT} -> {LIMIT}, reactor speed {speed}"
 
 
+def keep_identity() -> bool:
+    """Not root: there is no privilege to drop, so ExaBGP must not try.
+
+    ExaBGP drops privileges to ``exabgp.daemon.user`` whenever its uid or gid is 0, and refuses
+    to start when it cannot. A pod under an arbitrary uid in group 0 (OpenShift's default) has
+    no passwd entry to switch to and no right to switch: ExaBGP would exit. Returns whether the
+    check was replaced (only when not root; as root ExaBGP's own check stands)."""
+    if os.getuid() == 0:
+        return False
+    from exabgp.reactor.daemon import Daemon
+
+    Daemon.drop_privileges = lambda self: True
+    return True
+
+
 def main() -> None:
     done = tune()
+    if keep_identity():
+        done += f"; running as uid {os.getuid()} without a privilege drop"
     print(f"cosmolet: {done}", file=sys.stderr, flush=True)
     from exabgp.application.main import main as exabgp_main
 

@@ -93,3 +93,28 @@ def test_hybrid_mode_runs_unprivileged_too(lab: Lab) -> None:
         status = _status(pid)
         assert status["Uid"].split()[0] == str(NOBODY)
         assert int(status["CapEff"], 16) == 0
+
+
+#: A uid with no passwd entry, in group 0, as OpenShift runs a pod that names no runAsUser.
+ARBITRARY_UID = 1000680000
+
+
+def test_any_uid_without_a_passwd_entry_in_group_0(lab: Lab) -> None:
+    """The pod must start under any runAsUser: no passwd entry for the uid (so no user name
+    for ExaBGP's ``daemon.user``) and group 0, which makes ExaBGP want to drop privileges."""
+    import pytest
+
+    with pytest.raises(KeyError):
+        pwd.getpwuid(ARBITRARY_UID)
+    fabric = build_numbered(lab)
+    node = fabric.cosmolet()
+    node.uid, node.gid = ARBITRARY_UID, 0
+    node.set_objects([service("web", cluster_ips=("10.96.0.10",)), slice_("web", [endpoint()])])
+    node.start()
+    fabric.wait_rib({"10.96.0.10/32"}, timeout=40)
+    for pid in (node.agent_pid(), node.exabgp_pid()):
+        status = _status(pid)
+        assert status["Uid"].split()[0] == str(ARBITRARY_UID)
+        assert status["Gid"].split()[0] == "0"
+        assert int(status["CapEff"], 16) == 0
+    assert "without a privilege drop" in node.log.read_text()

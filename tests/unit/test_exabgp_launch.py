@@ -62,3 +62,10 @@ def test_the_launcher_runs_exabgp() -> None:
     )
     assert "ASYNC.LIMIT 50 -> 1000" in result.stderr
     assert "5.0.15" in result.stdout + result.stderr
+
+
+def test_an_arbitrary_uid_runs_exabgp_as_nobody_by_name() -> None:
+    from cosmolet.exabgp.config import daemon_user
+
+    assert daemon_user(0) == "root"
+    assert daemon_user(1000680000) == "nobody"  # no passwd entry (OpenShift)
