@@ -12,16 +12,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.bench import churn, plot, scenarios
+from lab.bench import plot
+from lab.bench.churn import churn, soak
+from lab.bench.coldstart import coldstart
+from lab.bench.footprint import footprint
+from lab.bench.scale import scale
+from lab.bench.withdraw import kube_withdraw
+from lab.bench.withdraw_file import withdraw_file
 
 
 def run_all(path: Path) -> int:
     """``make bench``: every scenario at its defaults, a table, and ``bench-results.json``."""
     results = {
-        "coldstart": scenarios.coldstart(10_000),
-        "withdraw": scenarios.kube_withdraw(10_000, 50),
-        "churn": churn.churn(1000, 60),
-        "footprint": scenarios.footprint(10_000),
+        "coldstart": coldstart(10_000),
+        "withdraw": kube_withdraw(10_000, 50),
+        "churn": churn(1000, 60),
+        "footprint": footprint(10_000),
     }
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{'scenario':<12} result")
@@ -70,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "all":
         return run_all(Path("bench-results.json"))
     if args.scenario == "coldstart":
-        result = scenarios.coldstart(args.routes, quiet=args.json)
+        result = coldstart(args.routes, quiet=args.json)
     elif args.scenario == "withdraw":
-        result = scenarios.kube_withdraw(args.services, args.samples, quiet=args.json)
+        result = kube_withdraw(args.services, args.samples, quiet=args.json)
     elif args.scenario == "churn":
-        result = churn.churn(args.rate, args.seconds, args.services, quiet=args.json)
+        result = churn(args.rate, args.seconds, args.services, quiet=args.json)
     elif args.scenario == "soak":
-        result = churn.soak(
+        result = soak(
             args.minutes,
             args.rate,
             args.services,
@@ -86,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.scenario == "scale":
         sizes = [n for n in (1_000, 10_000, 50_000) if n <= args.max]
-        result = scenarios.scale(sizes, quiet=args.json)
+        result = scale(sizes, quiet=args.json)
     elif args.scenario == "footprint":
-        result = scenarios.footprint(args.services, quiet=args.json)
+        result = footprint(args.services, quiet=args.json)
     else:
-        result = scenarios.withdraw_file(args.services, args.samples, quiet=args.json)
+        result = withdraw_file(args.services, args.samples, quiet=args.json)
     result["wall_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(result))
     return 0

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.bench.scenarios import _cpu, _kube_fabric, _say
+from lab.bench.common import cpu_ticks, kube_fabric, say
 from lab.netns import Lab, wait_for
 from lab.node import metric_samples, rss_mb
 
@@ -136,13 +136,13 @@ def churn(
     rate: float, seconds: float = 60, services: int = 10_000, quiet: bool = False
 ) -> dict[str, Any]:
     with Lab() as lab:
-        fabric, node, _core, _discovery, objects = _kube_fabric(lab, services)
+        fabric, node, _core, _discovery, objects = kube_fabric(lab, services)
         churner = Churner(node.kubeconfig, objects)
         agent, exabgp = node.agent_pid(), node.exabgp_pid()
         before = metric_samples(fabric.node)
-        cpu_before, started = _cpu(agent) + _cpu(exabgp), time.monotonic()
+        cpu_before, started = cpu_ticks(agent) + cpu_ticks(exabgp), time.monotonic()
         achieved = churner.run(rate, seconds)
-        cpu_s = (_cpu(agent) + _cpu(exabgp) - cpu_before) / os.sysconf("SC_CLK_TCK")
+        cpu_s = (cpu_ticks(agent) + cpu_ticks(exabgp) - cpu_before) / os.sysconf("SC_CLK_TCK")
         millicores = cpu_s / (time.monotonic() - started) * 1000
         settled = _settle(fabric, churner)
         after = metric_samples(fabric.node)
@@ -166,7 +166,7 @@ def churn(
             "api_errors": churner.errors,
             "churn_millicores": round(millicores, 1),
         }
-        _say(
+        say(
             quiet,
             f"churn {rate}/s asked, {result['achieved_rate']}/s made ({churner.changes} changes): "
             f"event->command p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms; "
@@ -213,7 +213,7 @@ def soak(
 ) -> dict[str, Any]:
     """Churn for ``minutes``; sample RSS and fds every ``every`` seconds; report the slopes."""
     with Lab() as lab:
-        fabric, node, _core, _discovery, objects = _kube_fabric(lab, services)
+        fabric, node, _core, _discovery, objects = kube_fabric(lab, services)
         churner = Churner(node.kubeconfig, objects)
         agent = node.agent_pid()
         exabgp = node.exabgp_pid()
@@ -257,7 +257,7 @@ def soak(
             result[f"{key}_end"] = round(points[-1][1], 1)
             result[f"{key}_max"] = round(max(v for _, v in points), 1)
             result[f"{key}_slope_per_hour"] = round(slope_per_hour(warm[key]), 2)
-        _say(
+        say(
             quiet,
             f"soak {minutes} min at {rate}/s ({churner.changes} changes): agent RSS "
             f"{result['agent_rss_mb_start']} -> {result['agent_rss_mb_end']} MB "
