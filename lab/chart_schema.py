@@ -85,7 +85,7 @@ def values_schema() -> dict[str, Any]:
                 "image": _image(),
                 "imagePullSecrets": _LIST,
                 "config": config,
-                "peerPasswords": _closed({"existingSecret": _STRING}),
+                "peerPasswords": _closed({"existingSecret": _STRING, "mountPath": _STRING}),
                 "frr": _closed({"image": _image(), "resources": _OBJECT}),
                 "serviceAccount": _closed(
                     {"create": {"type": "boolean"}, "name": _STRING, "annotations": _STRING_MAP}
