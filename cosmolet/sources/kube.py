@@ -28,8 +28,8 @@ from cosmolet.sources.state import ClusterState
 
 log = logs.get("cosmolet.kube")
 
-#: How long stopping waits for a reflector thread. Stopping aborts the request in progress, so
-#: this is only ever reached while a connection is being opened (5 s connect timeout).
+#: How long stopping waits for the reflector threads. Stopping aborts the request in progress,
+#: so only a thread still opening a connection (5 s connect timeout) takes long.
 JOIN_SECONDS = 10.0
 
 
