@@ -85,13 +85,20 @@ def slice_(
 
 
 def node(
-    name: str = "node1", labels: dict[str, str] | None = None, unschedulable: bool = False
+    name: str = "node1",
+    labels: dict[str, str] | None = None,
+    unschedulable: bool = False,
+    taints: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """A Node; ``taints`` as ``(key, effect)`` pairs."""
+    spec: dict[str, Any] = {"unschedulable": True} if unschedulable else {}
+    if taints:
+        spec["taints"] = [{"key": key, "effect": effect} for key, effect in taints]
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"unschedulable": True} if unschedulable else {},
+        "spec": spec,
     }
 
 

@@ -199,6 +199,10 @@ class Services(_Model):
 
 class NodePolicy(_Model):
     withdraw_when_cordoned: bool = False
+    # kubeadm and Talos label control-plane nodes node.kubernetes.io/exclude-from-external-load-
+    # balancers; a site that wants them advertising anyway ignores the label (not the autoscaler
+    # taint: that node is about to go).
+    ignore_exclude_label: bool = False
 
 
 class Http(_Model):

@@ -98,8 +98,14 @@ class EndpointSlice(msgspec.Struct, frozen=True, gc=False, rename="camel"):
         return f"{self.metadata.namespace}/{name}" if name else None
 
 
+class Taint(msgspec.Struct, frozen=True, gc=False):
+    key: str = ""
+    effect: str = ""
+
+
 class NodeSpec(msgspec.Struct, frozen=True, gc=False):
     unschedulable: bool | None = None
+    taints: list[Taint] | None = None
 
 
 class Node(msgspec.Struct, frozen=True, gc=False):

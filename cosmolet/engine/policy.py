@@ -19,6 +19,9 @@ from cosmolet.engine.selector import LabelSelector
 
 ADVERTISE_ANNOTATION = "cosmolet.io/advertise"
 EXCLUDE_NODE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+#: The cluster autoscaler's taint on a node it is about to delete; the service controller takes
+#: such a node out of load balancers as it does a node with ``EXCLUDE_NODE_LABEL``.
+AUTOSCALER_DELETION_TAINT = "ToBeDeletedByClusterAutoscaler"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Policy:
     load_balancer_ips: AdvertiseKind
     max_routes: int
     withdraw_when_cordoned: bool
+    ignore_exclude_label: bool
     defaults: Attributes = field(default_factory=Attributes)
 
     @classmethod
@@ -49,6 +53,7 @@ class Policy:
             load_balancer_ips=services.advertise.load_balancer_ips,
             max_routes=services.max_routes,
             withdraw_when_cordoned=config.node.withdraw_when_cordoned,
+            ignore_exclude_label=config.node.ignore_exclude_label,
             defaults=Attributes(
                 communities=canonical_communities(config.bgp.communities),
                 large_communities=canonical_communities(config.bgp.large_communities),
@@ -99,8 +104,15 @@ def node_skip(policy: Policy, node_name: str, node: Node | None) -> Skip | None:
     """A node-level reason to advertise nothing at all (graceful drain), or ``None``."""
     if node is None:
         return None
-    if EXCLUDE_NODE_LABEL in (node.metadata.labels or {}):
+    if not policy.ignore_exclude_label and EXCLUDE_NODE_LABEL in (node.metadata.labels or {}):
         return Skip(node_name, SkipCode.NODE_EXCLUDED, f"node is labelled {EXCLUDE_NODE_LABEL}")
+    taints = node.spec.taints if node.spec else None
+    if any(taint.key == AUTOSCALER_DELETION_TAINT for taint in taints or ()):
+        return Skip(
+            node_name,
+            SkipCode.NODE_EXCLUDED,
+            f"node is tainted {AUTOSCALER_DELETION_TAINT} (the cluster autoscaler deletes it)",
+        )
     if policy.withdraw_when_cordoned and node.cordoned:
         return Skip(
             node_name,
