@@ -52,10 +52,13 @@ def endpoint(
     node: str | None = "node1",
     ready: bool | None = True,
     terminating: bool | None = None,
+    serving: bool | None = None,
 ) -> dict[str, Any]:
     conditions: dict[str, Any] = {}
     if ready is not None:
         conditions["ready"] = ready
+    if serving is not None:
+        conditions["serving"] = serving
     if terminating is not None:
         conditions["terminating"] = terminating
     result: dict[str, Any] = {"addresses": [address], "conditions": conditions}
@@ -69,9 +72,12 @@ def slice_(
     endpoints: list[dict[str, Any]] | None = None,
     namespace: str = "default",
     suffix: str = "abcde",
-    address_type: str = "IPv4",
+    address_type: str | None = "IPv4",
 ) -> dict[str, Any]:
-    return {
+    """An EndpointSlice; ``address_type=None`` leaves the field out (the API requires it)."""
+    if endpoints is None:
+        endpoints = [endpoint("fd00:244::5" if address_type == "IPv6" else "10.244.0.5")]
+    obj: dict[str, Any] = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
@@ -79,9 +85,30 @@ def slice_(
             "namespace": namespace,
             "labels": {"kubernetes.io/service-name": service_name},
         },
-        "addressType": address_type,
-        "endpoints": [endpoint()] if endpoints is None else endpoints,
+        "endpoints": endpoints,
     }
+    if address_type is not None:
+        obj["addressType"] = address_type
+    return obj
+
+
+def family_slices(
+    service_name: str, addresses: tuple[str, ...], namespace: str = "default", **conditions: Any
+) -> list[dict[str, Any]]:
+    """One EndpointSlice per IP family of ``addresses`` (a Service's IPs), each with one endpoint,
+    as the EndpointSlice controller makes them for a dual-stack Service. ``conditions``:
+    ``endpoint``'s keywords (``node``, ``ready``, ``serving``, ``terminating``)."""
+    families = {"IPv6" if ":" in address else "IPv4" for address in addresses}
+    return [
+        slice_(
+            service_name,
+            [endpoint("fd00:244::5" if family == "IPv6" else "10.244.0.5", **conditions)],
+            namespace,
+            suffix=family.lower(),
+            address_type=family,
+        )
+        for family in sorted(families)
+    ]
 
 
 def node(

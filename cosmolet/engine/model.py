@@ -124,22 +124,53 @@ def prefix_sort_key(prefix: str) -> tuple[int, int]:
     return network.version, int(network.network_address)
 
 
+#: Health bits: a usable endpoint of the family anywhere, and one on this node.
+_ANYWHERE = {Family.IPV4: 1, Family.IPV6: 4}
+_HERE = {Family.IPV4: 2, Family.IPV6: 8}
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
-    """What a Service's endpoints say: a ready one anywhere, and one on this node."""
+    """What a Service's endpoints say, per IP family: a usable endpoint anywhere, and one on
+    this node.
 
-    ready_anywhere: bool
-    ready_here: bool
+    Per family because kube-proxy runs one proxier per family, each reading only the
+    EndpointSlices of its ``addressType``: an IPv6 address is served only by IPv6 endpoints.
+    ``bits`` holds the four answers (see ``health_of``); the 16 values are shared (``HEALTH``),
+    so the builder's per-slice health costs no object.
+    """
+
+    bits: int
+
+    def anywhere(self, family: Family) -> bool:
+        return bool(self.bits & _ANYWHERE[family])
+
+    def here(self, family: Family) -> bool:
+        return bool(self.bits & _HERE[family])
+
+    @property
+    def usable(self) -> bool:
+        """A usable endpoint of either family anywhere."""
+        return bool(self.bits & (_ANYWHERE[Family.IPV4] | _ANYWHERE[Family.IPV6]))
+
+    @property
+    def usable_here(self) -> bool:
+        """A usable endpoint of either family on this node."""
+        return bool(self.bits & (_HERE[Family.IPV4] | _HERE[Family.IPV6]))
 
     def __or__(self, other: Health) -> Health:
-        return HEALTH[self.ready_anywhere or other.ready_anywhere][
-            self.ready_here or other.ready_here
-        ]
+        return HEALTH[self.bits | other.bits]
 
 
-#: The four possible values, shared (``HEALTH[anywhere][here]``): a slice costs no object.
-HEALTH = {a: {h: Health(a, h) for h in (False, True)} for a in (False, True)}
-UNHEALTHY = HEALTH[False][False]
+def health_of(family: Family, anywhere: bool, here: bool) -> Health:
+    """The shared ``Health`` of one family's answers (the other family unhealthy); an endpoint
+    here is one anywhere too."""
+    return HEALTH[(_ANYWHERE[family] if anywhere or here else 0) | (_HERE[family] if here else 0)]
+
+
+#: The 16 possible values, shared and indexed by ``bits``.
+HEALTH = tuple(Health(bits) for bits in range(16))
+UNHEALTHY = HEALTH[0]
 
 
 #: A difference between two route sets: prefix -> the new route, or ``None`` to withdraw it.

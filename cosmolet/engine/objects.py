@@ -66,7 +66,11 @@ class Service(msgspec.Struct, frozen=True, gc=False):
 
 class EndpointConditions(msgspec.Struct, frozen=True, gc=False):
     ready: bool | None = None
+    serving: bool | None = None
     terminating: bool | None = None
+
+
+_NO_CONDITIONS = EndpointConditions()
 
 
 class Endpoint(msgspec.Struct, frozen=True, gc=False, rename="camel"):
@@ -74,17 +78,26 @@ class Endpoint(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     conditions: EndpointConditions | None = None
     node_name: str | None = None
 
+    # The conditions read as kube-proxy reads them (pkg/proxy/endpointslicecache.go): ready and
+    # serving are true unless false, terminating is false unless true.
+
     @property
     def ready(self) -> bool:
-        """Ready as the EndpointSlice API defines it: ``ready`` true or absent, not terminating."""
-        conditions = self.conditions
-        if conditions is None:
-            return True
-        return conditions.ready is not False and conditions.terminating is not True
+        """``ready`` true or absent, whatever ``terminating`` says: with publishNotReadyAddresses
+        the EndpointSlice controller marks terminating endpoints ready, and kube-proxy uses them."""
+        return (self.conditions or _NO_CONDITIONS).ready is not False
+
+    @property
+    def serving_terminating(self) -> bool:
+        """Serving and terminating: what kube-proxy falls back to when nothing is ready
+        (KEP-1669), so connections drain while a Deployment rolls."""
+        conditions = self.conditions or _NO_CONDITIONS
+        return conditions.serving is not False and conditions.terminating is True
 
 
 class EndpointSlice(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     metadata: ObjectMeta = ObjectMeta()
+    address_type: str | None = None  # "IPv4", "IPv6" or "FQDN"; the API requires it
     endpoints: list[Endpoint] | None = None
 
     @property

@@ -15,7 +15,7 @@ from cosmolet.config.schema import IPNetwork
 from cosmolet.engine import bgp_values
 from cosmolet.engine.bgp_values import canonical_communities
 from cosmolet.engine.model import (
-    HEALTH,
+    UNHEALTHY,
     Attributes,
     Family,
     Health,
@@ -24,6 +24,7 @@ from cosmolet.engine.model import (
     ServiceDecision,
     Skip,
     SkipCode,
+    health_of,
 )
 from cosmolet.engine.objects import ANNOTATION_PREFIX, EndpointSlice, Service
 from cosmolet.engine.policy import Policy, selection_skip
@@ -36,7 +37,9 @@ PREPEND_ANNOTATION = "cosmolet.io/as-path-prepend"
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
-def service_attributes(defaults: Attributes, annotations: Mapping[str, str] | None) -> Attributes:
+def service_attributes(
+    defaults: Attributes, annotations: Mapping[str, str] | None
+) -> Attributes:
     """Config defaults overridden by the Service's annotations.
 
     Communities from annotations are *added* to the configured ones (a site's tagging community
@@ -45,7 +48,9 @@ def service_attributes(defaults: Attributes, annotations: Mapping[str, str] | No
     Raises:
         ValueError: naming the annotation and what was expected.
     """
-    if not annotations or not any(key.startswith(ANNOTATION_PREFIX) for key in annotations):
+    if not annotations or not any(
+        key.startswith(ANNOTATION_PREFIX) for key in annotations
+    ):
         return defaults
     communities = list(defaults.communities)
     large = list(defaults.large_communities)
@@ -53,13 +58,17 @@ def service_attributes(defaults: Attributes, annotations: Mapping[str, str] | No
     med = defaults.med
     prepend = defaults.as_path_prepend
     if (text := annotations.get(COMMUNITIES_ANNOTATION)) is not None:
-        communities += _annotated_list(COMMUNITIES_ANNOTATION, text, bgp_values.parse_community)
+        communities += _annotated_list(
+            COMMUNITIES_ANNOTATION, text, bgp_values.parse_community
+        )
     if (text := annotations.get(LARGE_COMMUNITIES_ANNOTATION)) is not None:
         large += _annotated_list(
             LARGE_COMMUNITIES_ANNOTATION, text, bgp_values.parse_large_community
         )
     if (text := annotations.get(LOCAL_PREFERENCE_ANNOTATION)) is not None:
-        local_preference = _annotated(LOCAL_PREFERENCE_ANNOTATION, text, "local-preference")
+        local_preference = _annotated(
+            LOCAL_PREFERENCE_ANNOTATION, text, "local-preference"
+        )
     if (text := annotations.get(MED_ANNOTATION)) is not None:
         med = _annotated(MED_ANNOTATION, text, "MED")
     if (text := annotations.get(PREPEND_ANNOTATION)) is not None:
@@ -76,7 +85,9 @@ def service_attributes(defaults: Attributes, annotations: Mapping[str, str] | No
     )
 
 
-def _annotated_list(annotation: str, text: str, parse: Callable[[str], str]) -> list[str]:
+def _annotated_list(
+    annotation: str, text: str, parse: Callable[[str], str]
+) -> list[str]:
     try:
         return [parse(item) for item in bgp_values.split_list(text)]
     except ValueError as error:
@@ -97,14 +108,19 @@ def host_prefix(text: str) -> tuple[str, Family, IPAddress]:
     Raises:
         ValueError: when ``text`` is not an address that may be routed to a Service.
     """
-    address: IPAddress = ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text)
+    address: IPAddress = (
+        ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text)
+    )
     if (
         (isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None)
         or address.is_unspecified
         or address.is_loopback
         or address.is_multicast
         or address.is_link_local
-        or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None)
+        or (
+            isinstance(address, ipaddress.IPv6Address)
+            and address.ipv4_mapped is not None
+        )
         or address == _BROADCAST
     ):
         raise ValueError(f"{text} is not a unicast address that can be routed")
@@ -117,16 +133,37 @@ def _allowed(networks: Sequence[IPNetwork], address: IPAddress) -> bool:
     return any(address in network for network in networks)
 
 
+#: The EndpointSlice ``addressType`` each proxier reads. kube-proxy's dual-stack proxier hands a
+#: slice to its IPv4 or IPv6 half by this field and drops any other: an FQDN slice is proxied by
+#: neither. A slice without the field (the API requires it, so only a hand-written objects file
+#: has one) is dropped the same way rather than guessed from its addresses, which are not decoded.
+SLICE_FAMILIES = {"IPv4": Family.IPV4, "IPv6": Family.IPV6}
+FAMILY_NAMES = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
+
+
 def endpoint_health(slices: Iterable[EndpointSlice], node_name: str) -> Health:
-    """Does the Service have a ready endpoint at all, and one on this node?"""
-    anywhere = False
+    """Per IP family: is there an endpoint kube-proxy would forward to, anywhere and on this node?
+
+    kube-proxy (``CategorizeEndpoints``, KEP-1669) uses the ready endpoints, and only when there
+    is none the serving terminating ones; it does so for the whole cluster and, for a Local
+    traffic policy, for this node's endpoints alone. Either way a set is non-empty exactly when
+    some endpoint is ready or serving-and-terminating, which is all the engine needs to know.
+    """
+    health = UNHEALTHY
     for endpoint_slice in slices:
+        family = SLICE_FAMILIES.get(endpoint_slice.address_type or "")
+        if family is None:
+            continue
+        anywhere = here = False
         for endpoint in endpoint_slice.endpoints or ():
-            if endpoint.ready:
+            if endpoint.ready or endpoint.serving_terminating:
                 anywhere = True
                 if node_name and endpoint.node_name == node_name:
-                    return HEALTH[True][True]
-    return HEALTH[anywhere][False]
+                    here = True
+                    break
+        if anywhere:
+            health = health | health_of(family, anywhere, here)
+    return health
 
 
 def evaluate_service(
@@ -134,7 +171,9 @@ def evaluate_service(
 ) -> ServiceDecision:
     """Decide which of one Service's IPs this node should advertise, and why not the rest.
 
-    ``health`` is ``endpoint_health`` of the Service's EndpointSlices.
+    ``health`` is ``endpoint_health`` of the Service's EndpointSlices. An address is advertised
+    when kube-proxy here would forward it: an endpoint of its own IP family exists (on this node,
+    under a Local traffic policy).
     """
     key = service.key
     skip = selection_skip(policy, service)
@@ -142,7 +181,9 @@ def evaluate_service(
         return ServiceDecision(key, skipped=(skip,))
     spec = service.spec
     if spec.type == "ExternalName":
-        return ServiceDecision(key, skipped=(Skip(key, SkipCode.EXTERNAL_NAME, "ExternalName"),))
+        return ServiceDecision(
+            key, skipped=(Skip(key, SkipCode.EXTERNAL_NAME, "ExternalName"),)
+        )
     cluster_ips = [ip for ip in (spec.cluster_ips or [spec.cluster_ip or ""]) if ip]
     if any(ip == "None" for ip in cluster_ips):
         return ServiceDecision(
@@ -151,8 +192,10 @@ def evaluate_service(
     try:
         attributes = service_attributes(policy.defaults, service.metadata.annotations)
     except ValueError as error:
-        return ServiceDecision(key, skipped=(Skip(key, SkipCode.BAD_ANNOTATION, str(error)),))
-    if not health.ready_anywhere:
+        return ServiceDecision(
+            key, skipped=(Skip(key, SkipCode.BAD_ANNOTATION, str(error)),)
+        )
+    if not health.usable:
         return ServiceDecision(
             key, skipped=(Skip(key, SkipCode.NO_READY_ENDPOINTS, "no ready endpoints"),)
         )
@@ -161,7 +204,13 @@ def evaluate_service(
     skipped: list[Skip] = []
     load_balancer = service.status.load_balancer if service.status else None
     sources = (
-        ("clusterIP", policy.cluster_ip, cluster_ips, spec.internal_traffic_policy, True),
+        (
+            "clusterIP",
+            policy.cluster_ip,
+            cluster_ips,
+            spec.internal_traffic_policy,
+            True,
+        ),
         (
             "externalIPs",
             policy.external_ips,
@@ -191,8 +240,9 @@ def evaluate_service(
                 )
             )
             continue
-        if traffic_policy == "Local" and not health.ready_here:
-            policy_name = "internal" if kind == "clusterIP" else "external"
+        local = traffic_policy == "Local"
+        policy_name = "internal" if kind == "clusterIP" else "external"
+        if local and not health.usable_here:
             skipped.append(
                 Skip(
                     key,
@@ -206,7 +256,28 @@ def evaluate_service(
             try:
                 prefix, family, ip = host_prefix(address)
             except ValueError as error:
-                skipped.append(Skip(key, SkipCode.BAD_ADDRESS, f"{kind} {address!r}: {error}"))
+                skipped.append(
+                    Skip(key, SkipCode.BAD_ADDRESS, f"{kind} {address!r}: {error}")
+                )
+                continue
+            if not health.anywhere(family):
+                skipped.append(
+                    Skip(
+                        key,
+                        SkipCode.NO_READY_ENDPOINTS,
+                        f"{kind} {address}: no ready {FAMILY_NAMES[family]} endpoints",
+                    )
+                )
+                continue
+            if local and not health.here(family):
+                skipped.append(
+                    Skip(
+                        key,
+                        SkipCode.NO_LOCAL_ENDPOINTS,
+                        f"{kind} {address}: {policy_name}TrafficPolicy Local and no ready "
+                        f"{FAMILY_NAMES[family]} endpoint on node {node_name or '?'}",
+                    )
+                )
                 continue
             allowlist = settings.allowed_cidrs
             if (allowlist or not empty_allows_all) and not _allowed(allowlist, ip):

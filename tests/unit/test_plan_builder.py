@@ -7,12 +7,19 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cosmolet.config.schema import Config
 from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.model import Route, Skip, SkipCode
 from cosmolet.engine.objects import EndpointSlice, Node, Service, decode_object
 from cosmolet.engine.plan import compute_plan
-from tests.factories import node, service, slice_
-from tests.unit.test_route_properties import CONFIG, services
+from tests.factories import service, slice_
+from tests.unit.test_route_properties import (
+    CONFIG,
+    CONFIG_IGNORING_LABEL,
+    endpoint_slices,
+    nodes,
+    services,
+)
 
 NAMES = [f"svc{i}" for i in range(4)]
 
@@ -23,15 +30,17 @@ def operations(draw: st.DrawFn) -> list[tuple[str, str, Any]]:
     for _ in range(draw(st.integers(1, 25))):
         kind = draw(st.sampled_from(["service", "slice", "delete-service", "delete-slice", "node"]))
         name = draw(st.sampled_from(NAMES))
-        if kind in ("service", "slice"):
-            svc, endpoint_slice = draw(services(name))
-            ops.append((kind, name, svc if kind == "service" else endpoint_slice))
+        if kind == "service":
+            ops.append((kind, name, draw(services(name))[0]))
+        elif kind == "slice":
+            # A Service has up to two slices (suffix a or b), each of any address type.
+            namespace = draw(st.sampled_from(["default", "prod"]))
+            endpoint_slice = draw(endpoint_slices(name, namespace))
+            ops.append((kind, endpoint_slice["metadata"]["name"], endpoint_slice))
+        elif kind == "delete-slice":
+            ops.append((kind, f"{name}-{draw(st.sampled_from(['a', 'b']))}", None))
         elif kind == "node":
-            excluded = draw(st.booleans())
-            labels = (
-                {"node.kubernetes.io/exclude-from-external-load-balancers": ""} if excluded else {}
-            )
-            ops.append((kind, "node1", node(labels=labels, unschedulable=draw(st.booleans()))))
+            ops.append((kind, "node1", draw(nodes())))
         else:
             ops.append((kind, name, None))
     return ops
@@ -44,9 +53,11 @@ def _record(raw: dict[str, Any]) -> Any:
 
 
 @settings(max_examples=300, deadline=None)
-@given(operations(), st.integers(1, 5))
-def test_incremental_equals_reference(ops: list[tuple[str, str, Any]], take_every: int) -> None:
-    builder = PlanBuilder(CONFIG, "node1")
+@given(operations(), st.integers(1, 5), st.sampled_from([CONFIG, CONFIG_IGNORING_LABEL]))
+def test_incremental_equals_reference(
+    ops: list[tuple[str, str, Any]], take_every: int, config: Config
+) -> None:
+    builder = PlanBuilder(config, "node1")
     services_by_name: dict[str, Service] = {}
     slices_by_name: dict[str, EndpointSlice] = {}
     current_node: Node | None = None
@@ -82,7 +93,7 @@ def test_incremental_equals_reference(ops: list[tuple[str, str, Any]], take_ever
                     published[prefix] = route
 
     reference = compute_plan(
-        CONFIG, "node1", current_node, services_by_name.values(), slices_by_name.values()
+        config, "node1", current_node, services_by_name.values(), slices_by_name.values()
     )
     assert published == {route.prefix: route for route in reference.routes}
     assert builder.plan() == reference

@@ -14,16 +14,17 @@ from cosmolet.engine.model import Plan
 from cosmolet.engine.plan import plan_from_documents
 from tests.factories import config_dict, endpoint, node, service, slice_
 
-CONFIG = validate(
-    config_dict(
-        advertise={
-            "clusterIP": {"enabled": True, "allowedCIDRs": ["10.96.0.0/16", "fd00:96::/64"]},
-            "externalIPs": {"enabled": True, "allowedCIDRs": ["203.0.113.0/24"]},
-            "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.51.100.0/24"]},
-        },
-        excludeNamespaces=["kube-system"],
-    )
+CONFIG_DATA = config_dict(
+    advertise={
+        "clusterIP": {"enabled": True, "allowedCIDRs": ["10.96.0.0/16", "fd00:96::/64"]},
+        "externalIPs": {"enabled": True, "allowedCIDRs": ["203.0.113.0/24"]},
+        "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.51.100.0/24"]},
+    },
+    excludeNamespaces=["kube-system"],
 )
+CONFIG = validate(CONFIG_DATA)
+#: The same, with node.ignoreExcludeLabel: a node with the label advertises.
+CONFIG_IGNORING_LABEL = validate({**CONFIG_DATA, "node": {"ignoreExcludeLabel": True}})
 ALLOWED = {
     "clusterIP": [ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("fd00:96::/64")],
     "externalIPs": [ipaddress.ip_network("203.0.113.0/24")],
@@ -89,8 +90,46 @@ annotation_keys = st.sampled_from(
 )
 
 
+ADDRESS_TYPES = st.sampled_from(["IPv4", "IPv6", "FQDN", None])
+EXCLUDE_LABEL = {"node.kubernetes.io/exclude-from-external-load-balancers": ""}
+TAINTS = st.sampled_from(
+    [[], [("ToBeDeletedByClusterAutoscaler", "NoSchedule")], [("other", "NoExecute")]]
+)
+
+
+@st.composite
+def endpoint_slices(draw: st.DrawFn, name: str, namespace: str) -> dict[str, Any]:
+    """One of a Service's EndpointSlices: any address type, any conditions."""
+    address_type = draw(ADDRESS_TYPES)
+    endpoints = draw(
+        st.lists(
+            st.builds(
+                endpoint,
+                address=st.just("fd00:244::5" if address_type == "IPv6" else "10.244.0.5"),
+                node=st.sampled_from(["node1", "node2", None]),
+                ready=st.sampled_from([True, False, None]),
+                serving=st.sampled_from([True, False, None]),
+                terminating=st.sampled_from([True, False, None]),
+            ),
+            max_size=3,
+        )
+    )
+    suffix = draw(st.sampled_from(["a", "b"]))
+    return slice_(name, endpoints, namespace=namespace, suffix=suffix, address_type=address_type)
+
+
+@st.composite
+def nodes(draw: st.DrawFn) -> dict[str, Any]:
+    return node(
+        labels=EXCLUDE_LABEL if draw(st.booleans()) else {},
+        unschedulable=draw(st.booleans()),
+        taints=draw(TAINTS),
+    )
+
+
 @st.composite
 def services(draw: st.DrawFn, name: str) -> list[dict[str, Any]]:
+    """A Service and one or two of its EndpointSlices."""
     namespace = draw(st.sampled_from(["default", "prod", "kube-system"]))
     svc = service(
         name,
@@ -104,18 +143,8 @@ def services(draw: st.DrawFn, name: str) -> list[dict[str, Any]]:
         external_policy=draw(st.sampled_from([None, "Cluster", "Local"])),
         created=draw(st.sampled_from(["2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z", ""])),
     )
-    endpoints = draw(
-        st.lists(
-            st.builds(
-                endpoint,
-                node=st.sampled_from(["node1", "node2", None]),
-                ready=st.sampled_from([True, False, None]),
-                terminating=st.sampled_from([True, False, None]),
-            ),
-            max_size=3,
-        )
-    )
-    return [svc, slice_(name, endpoints, namespace=namespace)]
+    slices = draw(st.lists(endpoint_slices(name, namespace), min_size=1, max_size=2))
+    return [svc, *{s["metadata"]["name"]: s for s in slices}.values()]
 
 
 @st.composite
@@ -125,7 +154,7 @@ def clusters(draw: st.DrawFn) -> list[Any]:
         objects += draw(services(f"svc{index}"))
     objects += draw(st.lists(json_values, max_size=3))
     if draw(st.booleans()):
-        objects.append(node(unschedulable=draw(st.booleans())))
+        objects.append(draw(nodes()))
     return objects
 
 

@@ -9,7 +9,7 @@ import pytest
 from cosmolet.config.schema import Config, validate
 from cosmolet.engine.model import Attributes, Plan, SkipCode
 from cosmolet.engine.plan import plan_from_documents
-from tests.factories import config_dict, endpoint, node, service, slice_
+from tests.factories import config_dict, endpoint, family_slices, node, service, slice_
 
 ALLOW_EXTERNAL = {
     "advertise": {
@@ -47,7 +47,8 @@ def test_healthy_cluster_ip_is_a_host_route() -> None:
 
 
 def test_dual_stack_gives_a_32_and_a_128() -> None:
-    result = plan([service("web", cluster_ips=("10.96.0.10", "fd00:96:0:0::a")), slice_("web")])
+    cluster_ips = ("10.96.0.10", "fd00:96:0:0::a")
+    result = plan([service("web", cluster_ips=cluster_ips), *family_slices("web", cluster_ips)])
     assert prefixes(result) == ["10.96.0.10/32", "fd00:96::a/128"]
     assert [str(route.family) for route in result.routes] == ["ipv4", "ipv6"]
 
@@ -64,8 +65,15 @@ def test_cluster_ip_field_is_used_when_cluster_ips_is_absent() -> None:
         ([endpoint(ready=True)], True),
         ([endpoint(ready=None)], True),  # absent means ready
         ([endpoint(ready=False)], False),
-        ([endpoint(ready=True, terminating=True)], False),
-        ([endpoint(ready=None, terminating=True)], False),
+        # Ready whatever terminating says (publishNotReadyAddresses): kube-proxy forwards to it.
+        ([endpoint(ready=True, terminating=True)], True),
+        ([endpoint(ready=None, terminating=True)], True),
+        # Not ready: only serving-and-terminating ones, kube-proxy's fallback (KEP-1669).
+        ([endpoint(ready=False, serving=True, terminating=True)], True),
+        ([endpoint(ready=False, serving=None, terminating=True)], True),  # absent: serving
+        ([endpoint(ready=False, serving=False, terminating=True)], False),
+        ([endpoint(ready=False, serving=True, terminating=False)], False),
+        ([endpoint(ready=False, serving=True)], False),
         ([endpoint(ready=False), endpoint(ready=True, node="node2")], True),
         ([], False),
     ],
@@ -87,14 +95,17 @@ def test_endpoint_with_no_conditions_object_is_ready() -> None:
     assert prefixes(plan([service("web"), slice_("web", [ep])])) == ["10.96.0.10/32"]
 
 
-def test_slice_family_does_not_matter_for_health() -> None:
+def test_an_address_needs_a_slice_of_its_own_family() -> None:
     result = plan(
         [
             service("web", cluster_ips=("10.96.0.10", "fd00::a")),
             slice_("web", [endpoint("fd00:244::5")], address_type="IPv6"),
         ]
     )
-    assert prefixes(result) == ["10.96.0.10/32", "fd00::a/128"]
+    assert prefixes(result) == ["fd00::a/128"]
+    (skip,) = result.skipped
+    assert skip.code is SkipCode.NO_READY_ENDPOINTS
+    assert skip.reason == "clusterIP 10.96.0.10: no ready IPv4 endpoints"
 
 
 def test_any_of_several_slices_makes_it_healthy() -> None:
@@ -179,7 +190,7 @@ def test_allowlists_admit_only_their_cidrs() -> None:
         external_ips=["203.0.113.7", "192.0.2.66", "2001:db8:e::1", "2001:db8:f::1"],
         lb_ips=["198.51.100.9", "203.0.113.8"],
     )
-    result = plan([svc, slice_("web")], config)
+    result = plan([svc, *family_slices("web", ("10.96.0.10", "2001:db8:e::1"))], config)
     assert prefixes(result) == [
         "10.96.0.10/32",
         "198.51.100.9/32",
@@ -415,7 +426,7 @@ def test_max_routes_keeps_the_oldest_services() -> None:
         service("mid", cluster_ips=("10.96.0.5", "fd00::5"), created="2024-03-01T00:00:00Z"),
         slice_("new"),
         slice_("old"),
-        slice_("mid"),
+        *family_slices("mid", ("10.96.0.5", "fd00::5")),
     ]
     result = plan(objects, config)
     assert prefixes(result) == ["10.96.0.5/32", "10.96.0.9/32"]
