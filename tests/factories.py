@@ -17,6 +17,7 @@ def service(
     labels: dict[str, str] | None = None,
     external_ips: list[str] | None = None,
     lb_ips: list[str] | None = None,
+    lb_ip_modes: dict[str, str] | None = None,
     internal_policy: str | None = None,
     external_policy: str | None = None,
     created: str = CREATED,
@@ -43,7 +44,9 @@ def service(
         "spec": spec,
     }
     if lb_ips is not None:
-        obj["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in lb_ips]}}
+        modes = lb_ip_modes or {}
+        ingress = [{"ip": ip, **({"ipMode": modes[ip]} if ip in modes else {})} for ip in lb_ips]
+        obj["status"] = {"loadBalancer": {"ingress": ingress}}
     return obj
 
 

@@ -30,6 +30,7 @@ class SkipCode(StrEnum):
     HEADLESS = "headless"
     NO_READY_ENDPOINTS = "no-ready-endpoints"
     NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+    LB_IP_MODE_PROXY = "lb-ip-mode-proxy"
     BAD_ANNOTATION = "bad-annotation"
     BAD_ADDRESS = "bad-address"
     KIND_DISABLED = "kind-disabled"

@@ -41,9 +41,10 @@ class ServiceSpec(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     external_traffic_policy: str | None = None
 
 
-class LoadBalancerIngress(msgspec.Struct, frozen=True, gc=False):
+class LoadBalancerIngress(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     ip: str | None = None
     hostname: str | None = None
+    ip_mode: str | None = None  # KEP-1860: "VIP" (or absent) or "Proxy"
 
 
 class LoadBalancerStatus(msgspec.Struct, frozen=True, gc=False):

@@ -26,7 +26,12 @@ from cosmolet.engine.model import (
     SkipCode,
     health_of,
 )
-from cosmolet.engine.objects import ANNOTATION_PREFIX, EndpointSlice, Service
+from cosmolet.engine.objects import (
+    ANNOTATION_PREFIX,
+    EndpointSlice,
+    LoadBalancerIngress,
+    Service,
+)
 from cosmolet.engine.policy import Policy, selection_skip
 
 COMMUNITIES_ANNOTATION = "cosmolet.io/communities"
@@ -37,9 +42,7 @@ PREPEND_ANNOTATION = "cosmolet.io/as-path-prepend"
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
-def service_attributes(
-    defaults: Attributes, annotations: Mapping[str, str] | None
-) -> Attributes:
+def service_attributes(defaults: Attributes, annotations: Mapping[str, str] | None) -> Attributes:
     """Config defaults overridden by the Service's annotations.
 
     Communities from annotations are *added* to the configured ones (a site's tagging community
@@ -48,9 +51,7 @@ def service_attributes(
     Raises:
         ValueError: naming the annotation and what was expected.
     """
-    if not annotations or not any(
-        key.startswith(ANNOTATION_PREFIX) for key in annotations
-    ):
+    if not annotations or not any(key.startswith(ANNOTATION_PREFIX) for key in annotations):
         return defaults
     communities = list(defaults.communities)
     large = list(defaults.large_communities)
@@ -58,17 +59,13 @@ def service_attributes(
     med = defaults.med
     prepend = defaults.as_path_prepend
     if (text := annotations.get(COMMUNITIES_ANNOTATION)) is not None:
-        communities += _annotated_list(
-            COMMUNITIES_ANNOTATION, text, bgp_values.parse_community
-        )
+        communities += _annotated_list(COMMUNITIES_ANNOTATION, text, bgp_values.parse_community)
     if (text := annotations.get(LARGE_COMMUNITIES_ANNOTATION)) is not None:
         large += _annotated_list(
             LARGE_COMMUNITIES_ANNOTATION, text, bgp_values.parse_large_community
         )
     if (text := annotations.get(LOCAL_PREFERENCE_ANNOTATION)) is not None:
-        local_preference = _annotated(
-            LOCAL_PREFERENCE_ANNOTATION, text, "local-preference"
-        )
+        local_preference = _annotated(LOCAL_PREFERENCE_ANNOTATION, text, "local-preference")
     if (text := annotations.get(MED_ANNOTATION)) is not None:
         med = _annotated(MED_ANNOTATION, text, "MED")
     if (text := annotations.get(PREPEND_ANNOTATION)) is not None:
@@ -85,9 +82,7 @@ def service_attributes(
     )
 
 
-def _annotated_list(
-    annotation: str, text: str, parse: Callable[[str], str]
-) -> list[str]:
+def _annotated_list(annotation: str, text: str, parse: Callable[[str], str]) -> list[str]:
     try:
         return [parse(item) for item in bgp_values.split_list(text)]
     except ValueError as error:
@@ -108,19 +103,14 @@ def host_prefix(text: str) -> tuple[str, Family, IPAddress]:
     Raises:
         ValueError: when ``text`` is not an address that may be routed to a Service.
     """
-    address: IPAddress = (
-        ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text)
-    )
+    address: IPAddress = ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text)
     if (
         (isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None)
         or address.is_unspecified
         or address.is_loopback
         or address.is_multicast
         or address.is_link_local
-        or (
-            isinstance(address, ipaddress.IPv6Address)
-            and address.ipv4_mapped is not None
-        )
+        or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None)
         or address == _BROADCAST
     ):
         raise ValueError(f"{text} is not a unicast address that can be routed")
@@ -173,7 +163,7 @@ def evaluate_service(
 
     ``health`` is ``endpoint_health`` of the Service's EndpointSlices. An address is advertised
     when kube-proxy here would forward it: an endpoint of its own IP family exists (on this node,
-    under a Local traffic policy).
+    under a Local traffic policy) and, for a load-balancer IP, its ``ipMode`` is VIP.
     """
     key = service.key
     skip = selection_skip(policy, service)
@@ -181,9 +171,7 @@ def evaluate_service(
         return ServiceDecision(key, skipped=(skip,))
     spec = service.spec
     if spec.type == "ExternalName":
-        return ServiceDecision(
-            key, skipped=(Skip(key, SkipCode.EXTERNAL_NAME, "ExternalName"),)
-        )
+        return ServiceDecision(key, skipped=(Skip(key, SkipCode.EXTERNAL_NAME, "ExternalName"),))
     cluster_ips = [ip for ip in (spec.cluster_ips or [spec.cluster_ip or ""]) if ip]
     if any(ip == "None" for ip in cluster_ips):
         return ServiceDecision(
@@ -192,9 +180,7 @@ def evaluate_service(
     try:
         attributes = service_attributes(policy.defaults, service.metadata.annotations)
     except ValueError as error:
-        return ServiceDecision(
-            key, skipped=(Skip(key, SkipCode.BAD_ANNOTATION, str(error)),)
-        )
+        return ServiceDecision(key, skipped=(Skip(key, SkipCode.BAD_ANNOTATION, str(error)),))
     if not health.usable:
         return ServiceDecision(
             key, skipped=(Skip(key, SkipCode.NO_READY_ENDPOINTS, "no ready endpoints"),)
@@ -203,14 +189,9 @@ def evaluate_service(
     routes: dict[str, Route] = {}
     skipped: list[Skip] = []
     load_balancer = service.status.load_balancer if service.status else None
+    ingress = (load_balancer.ingress or []) if load_balancer else []
     sources = (
-        (
-            "clusterIP",
-            policy.cluster_ip,
-            cluster_ips,
-            spec.internal_traffic_policy,
-            True,
-        ),
+        ("clusterIP", policy.cluster_ip, cluster_ips, spec.internal_traffic_policy, True),
         (
             "externalIPs",
             policy.external_ips,
@@ -221,9 +202,7 @@ def evaluate_service(
         (
             "loadBalancerIPs",
             policy.load_balancer_ips,
-            [ingress.ip for ingress in (load_balancer.ingress or []) if ingress.ip]
-            if load_balancer
-            else [],
+            [entry.ip for entry in ingress if entry.ip],
             spec.external_traffic_policy,
             False,
         ),
@@ -240,9 +219,11 @@ def evaluate_service(
                 )
             )
             continue
+        if kind == "loadBalancerIPs":
+            addresses = _vip_mode_only(key, ingress, skipped)
         local = traffic_policy == "Local"
         policy_name = "internal" if kind == "clusterIP" else "external"
-        if local and not health.usable_here:
+        if addresses and local and not health.usable_here:
             skipped.append(
                 Skip(
                     key,
@@ -256,9 +237,7 @@ def evaluate_service(
             try:
                 prefix, family, ip = host_prefix(address)
             except ValueError as error:
-                skipped.append(
-                    Skip(key, SkipCode.BAD_ADDRESS, f"{kind} {address!r}: {error}")
-                )
+                skipped.append(Skip(key, SkipCode.BAD_ADDRESS, f"{kind} {address!r}: {error}"))
                 continue
             if not health.anywhere(family):
                 skipped.append(
@@ -294,3 +273,30 @@ def evaluate_service(
             )
     created = service.metadata.creation_timestamp or ""
     return ServiceDecision(key, tuple(routes.values()), tuple(skipped), created)
+
+
+def _vip_mode_only(
+    key: str, ingress: Sequence[LoadBalancerIngress], skipped: list[Skip]
+) -> list[str]:
+    """The load-balancer IPs kube-proxy handles: ``ipMode`` VIP or absent (KEP-1860).
+
+    With ``Proxy`` the load balancer itself proxies to the nodes' ports and kube-proxy installs
+    nothing for the address, so no node may attract its traffic; any other value (the API allows
+    none) is not VIP either, as kube-proxy's ``IsVIPMode`` reads it.
+    """
+    addresses: list[str] = []
+    for entry in ingress:
+        if not entry.ip:
+            continue
+        if entry.ip_mode is None or entry.ip_mode == "VIP":
+            addresses.append(entry.ip)
+        else:
+            skipped.append(
+                Skip(
+                    key,
+                    SkipCode.LB_IP_MODE_PROXY,
+                    f"loadBalancerIPs {entry.ip}: ipMode {entry.ip_mode}, the load balancer "
+                    "proxies to the nodes and kube-proxy does not handle the address",
+                )
+            )
+    return addresses

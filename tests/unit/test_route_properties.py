@@ -131,6 +131,7 @@ def nodes(draw: st.DrawFn) -> dict[str, Any]:
 def services(draw: st.DrawFn, name: str) -> list[dict[str, Any]]:
     """A Service and one or two of its EndpointSlices."""
     namespace = draw(st.sampled_from(["default", "prod", "kube-system"]))
+    lb_ips = draw(st.lists(addresses, max_size=2))
     svc = service(
         name,
         namespace,
@@ -138,7 +139,12 @@ def services(draw: st.DrawFn, name: str) -> list[dict[str, Any]]:
         type=draw(st.sampled_from(["ClusterIP", "LoadBalancer", "NodePort", "ExternalName"])),
         annotations=draw(st.dictionaries(annotation_keys, annotation_values, max_size=3)),
         external_ips=draw(st.lists(addresses, max_size=2)),
-        lb_ips=draw(st.lists(addresses, max_size=2)),
+        lb_ips=lb_ips,
+        lb_ip_modes=draw(
+            st.dictionaries(st.sampled_from(lb_ips), st.sampled_from(["VIP", "Proxy"]))
+            if lb_ips
+            else st.just({})
+        ),
         internal_policy=draw(st.sampled_from([None, "Cluster", "Local"])),
         external_policy=draw(st.sampled_from([None, "Cluster", "Local"])),
         created=draw(st.sampled_from(["2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z", ""])),
