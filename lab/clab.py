@@ -130,6 +130,18 @@ def objects() -> dict[str, Any]:
                 ],
             }
         )
+        if any(":" in ip for ip in cluster_ips):  # each family is healthy from its own slices
+            items.append(
+                {
+                    **items[-1],
+                    "metadata": {**items[-1]["metadata"], "name": f"{name}-v6"},
+                    "addressType": "IPv6",
+                    "endpoints": [
+                        {**endpoint, "addresses": [f"fd00:244:{i}::5"]}
+                        for i, endpoint in enumerate(items[-1]["endpoints"], 1)
+                    ],
+                }
+            )
     for node in ("node1", "node2"):
         items.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
     return {"apiVersion": "v1", "kind": "List", "items": items}

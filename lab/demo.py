@@ -90,12 +90,16 @@ class Demo:
         }
         self.core.create_namespaced_service("default", body)
 
-    def endpoints(self, name: str, *ready_on: str, ready: bool = True) -> None:
-        endpoints = [
-            {"addresses": [f"10.244.{i}.5"], "nodeName": node, "conditions": {"ready": ready}}
-            for i, node in enumerate(ready_on, 1)
-        ]
-        put_endpoints(self.discovery, name, endpoints, f"{name}-1")
+    def endpoints(self, name: str, *ready_on: str, ready: bool = True, ipv6: bool = False) -> None:
+        """The Service's endpoints: an IPv4 slice, and an IPv6 one for a dual-stack Service
+        (each address family is healthy from its own slices, as kube-proxy decides)."""
+        families = [("IPv4", "10.244.{}.5", "-1")] + ([("IPv6", "fd00:244:{}::5", "-v6")] * ipv6)
+        for family, address, suffix in families:
+            endpoints = [
+                {"addresses": [address.format(i)], "nodeName": node, "conditions": {"ready": ready}}
+                for i, node in enumerate(ready_on, 1)
+            ]
+            put_endpoints(self.discovery, name, endpoints, f"{name}{suffix}", address_type=family)
 
     # --- the story ----------------------------------------------------------------------------
 
@@ -110,7 +114,7 @@ class Demo:
         self.service("web", [V4])
         self.endpoints("web", "node1", "node2")
         self.service("dual", [DUAL4, DUAL6], ipFamilyPolicy="RequireDualStack")
-        self.endpoints("dual", "node1", "node2")
+        self.endpoints("dual", "node1", "node2", ipv6=True)
         self.service("local", ["10.96.0.12"], type="LoadBalancer", externalTrafficPolicy="Local")
         self.core.patch_namespaced_service_status(
             "local", "default", {"status": {"loadBalancer": {"ingress": [{"ip": LB}]}}}

@@ -247,17 +247,28 @@ def sample_services(kubeconfig: Path) -> None:
             "default",
             {"metadata": {"name": name}, "spec": {"clusterIP": ips[0], "clusterIPs": ips}},
         )
-        discovery.create_namespaced_endpoint_slice(
-            "default",
-            {
-                "metadata": {"name": f"{name}-1", "labels": {"kubernetes.io/service-name": name}},
-                "addressType": "IPv4",
-                "endpoints": [
-                    {"addresses": ["10.244.1.5"], "nodeName": "node1"},
-                    {"addresses": ["10.244.2.5"], "nodeName": "node2"},
-                ],
-            },
-        )
+        for family in sorted({"IPv6" if ":" in ip else "IPv4" for ip in ips}):
+            v6 = family == "IPv6"
+            discovery.create_namespaced_endpoint_slice(
+                "default",
+                {
+                    "metadata": {
+                        "name": f"{name}-{family.lower()}",
+                        "labels": {"kubernetes.io/service-name": name},
+                    },
+                    "addressType": family,
+                    "endpoints": [
+                        {
+                            "addresses": ["fd00:244:1::5" if v6 else "10.244.1.5"],
+                            "nodeName": "node1",
+                        },
+                        {
+                            "addresses": ["fd00:244:2::5" if v6 else "10.244.2.5"],
+                            "nodeName": "node2",
+                        },
+                    ],
+                },
+            )
 
 
 def up() -> int:

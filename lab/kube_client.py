@@ -18,8 +18,10 @@ def put_endpoints(
     endpoints: list[dict[str, Any]],
     slice_name: str,
     namespace: str = "default",
+    address_type: str = "IPv4",
 ) -> None:
-    """Set the endpoints of ``service``'s EndpointSlice ``slice_name``, creating it if needed."""
+    """Set the endpoints of ``service``'s EndpointSlice ``slice_name``, creating it if needed
+    (one slice per IP family, as the EndpointSlice controller makes them)."""
     try:
         discovery.patch_namespaced_endpoint_slice(slice_name, namespace, {"endpoints": endpoints})
     except client.ApiException as error:
@@ -27,7 +29,7 @@ def put_endpoints(
             raise
         body: dict[str, Any] = {
             "metadata": {"name": slice_name, "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4",
+            "addressType": address_type,
             "endpoints": endpoints,
         }
         discovery.create_namespaced_endpoint_slice(namespace, body)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from cosmolet.hybrid import frr_config
 from lab.frr_configs import unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.node import Cosmolet
-from tests.factories import endpoint, service, slice_
+from tests.factories import family_slices, service
 from tests.integration.conftest import sample
 
 SERVICE_V4 = "10.96.0.10"
@@ -101,7 +101,12 @@ def start_node(fabric: HybridFabric) -> Cosmolet:
     zebra_conf = frr_config.render(validate(config), ["eth1", "eth2"])
     fabric.lab.frr(fabric.node, zebra_conf, daemons=("zebra",))
     node = Cosmolet(fabric.node, fabric.lab.workdir / "node1-agent", config)
-    node.set_objects([service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)), slice_("web")])
+    node.set_objects(
+        [
+            service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)),
+            *family_slices("web", (SERVICE_V4, SERVICE_V6)),
+        ]
+    )
     return node.start()
 
 
@@ -156,7 +161,7 @@ def test_unnumbered_sessions_routes_and_pings(hybrid: HybridFabric) -> None:
     node.set_objects(
         [
             service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)),
-            slice_("web", [endpoint(ready=False)]),
+            *family_slices("web", (SERVICE_V4, SERVICE_V6), ready=False),
         ]
     )
     for index in (0, 1):
@@ -211,7 +216,12 @@ def test_bfd_detects_a_silent_node_in_under_a_second(lab: Lab) -> None:
         daemons=("zebra", "bfdd"),
     )
     node = Cosmolet(fabric.node, lab.workdir / "node1-agent", config)
-    node.set_objects([service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)), slice_("web")])
+    node.set_objects(
+        [
+            service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)),
+            *family_slices("web", (SERVICE_V4, SERVICE_V6)),
+        ]
+    )
     node.start()
     for index in (0, 1):
         wait_for(partial(fabric.has_route, index, SERVICE_V4), 60)

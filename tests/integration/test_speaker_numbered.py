@@ -8,12 +8,12 @@ from typing import Any
 
 from lab.netns import Lab, wait_for
 from lab.numbered import NumberedFabric, build_numbered
-from tests.factories import endpoint, service, slice_
+from tests.factories import family_slices, service
 from tests.integration.conftest import sample
 
 
 def healthy(name: str, *ips: str, ready: bool = True, **kw: Any) -> list[dict[str, Any]]:
-    return [service(name, cluster_ips=ips, **kw), slice_(name, [endpoint(ready=ready)])]
+    return [service(name, cluster_ips=ips, **kw), *family_slices(name, ips, ready=ready)]
 
 
 BASE = healthy("web", "10.96.0.10") + healthy("dual", "10.96.0.11", "fd00:96::11")

@@ -80,7 +80,8 @@ def test_plan_accepts_yaml_documents(tmp_path: Path, capsys: pytest.CaptureFixtu
         "kind: Service\nmetadata: {name: web, namespace: default}\n"
         "spec: {clusterIPs: [10.96.0.10]}\n---\n"
         "kind: EndpointSlice\nmetadata: {name: web-1, namespace: default, labels: "
-        "{kubernetes.io/service-name: web}}\nendpoints: [{addresses: [10.1.1.1]}]\n"
+        "{kubernetes.io/service-name: web}}\naddressType: IPv4\n"
+        "endpoints: [{addresses: [10.1.1.1]}]\n"
     )
     code = main(
         [
