@@ -27,7 +27,7 @@ from cosmolet.agent import http_api
 from cosmolet.agent.changelog import ChangeLog
 from cosmolet.agent.inputs import Drain, NeighborsChanged, Stop
 from cosmolet.agent.journal import Journal
-from cosmolet.agent.metrics import Metrics, StateCollector
+from cosmolet.agent.metrics import agent_metrics
 from cosmolet.agent.reconciler import Output, Reconciler
 from cosmolet.agent.service_events import ServiceEvents
 from cosmolet.config.schema import Config, Mode
@@ -140,8 +140,7 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         out = Tee(sys.stdout, open(os.environ[COMMAND_LOG_ENV], "a", encoding="utf-8"))  # noqa: SIM115
     reconciler = Reconciler(config, sessions, out, journal)
     reconciler.source = source
-    metrics = Metrics()
-    metrics.registry.register(StateCollector(reconciler))
+    metrics = agent_metrics(reconciler, config)
     reconciler.observers += [metrics.observe, ChangeLog()]
     stop = threading.Event()
 

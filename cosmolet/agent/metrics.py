@@ -1,5 +1,7 @@
 """Prometheus metrics: counters and histograms fed by each ``Reconciled`` report (``observe``),
-and gauges read from the agent's read-only view at scrape time (so they can never drift from it).
+and gauges read from the agent's read-only view at scrape time (so they can never drift from it),
+with the standard ``process_*`` and ``python_*`` families beside them, and no ``_created``
+series (one Unix time per counter and histogram: noise to every dashboard and query).
 
 Label values are bounded: ``peer`` is a configured or discovered BGP neighbor, ``family`` is
 ipv4/ipv6, ``reason`` is a ``SkipCode``, ``kind`` a watched resource. No Service name or prefix
@@ -9,27 +11,57 @@ is ever a label (10,000 Services would make 10,000 series).
 from __future__ import annotations
 
 import platform
+import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from cosmolet import __version__
 from cosmolet.agent.report import Reconciled
 from cosmolet.agent.view import AgentView
+from cosmolet.config.schema import Config, Mode
+from cosmolet.hybrid.bfd_state import BfdReader, BfdSession
 from cosmolet.version import exabgp_version
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Registry(CollectorRegistry):
+    """A registry that drops the ``_created`` samples of counters and histograms, in both
+    exposition formats, whatever ``PROMETHEUS_DISABLE_CREATED_SERIES`` says (the library's
+    switch for it, ``disable_created_metrics``, is process-wide)."""
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in super().collect():
+            created = metric.name + "_created"
+            metric.samples = [sample for sample in metric.samples if sample.name != created]
+            yield metric
 
 
 class Metrics:
     """One registry per agent (tests run several in one process)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = Registry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.announced = Counter(
             "cosmolet_route_announcements",
             "Routes announced to ExaBGP (per peer, one per prefix).",
@@ -88,16 +120,19 @@ class StateCollector(Collector):
 
     def __init__(self, agent: AgentView) -> None:
         self.agent = agent
+        # The agent keeps monotonic times; one offset, taken once, turns them into Unix times
+        # that stay the same from scrape to scrape (``changes()`` over the established
+        # timestamp counts flaps only if it does not jitter).
+        self.epoch_offset = time.time() - agent.now()
 
     def collect(self) -> Iterator[Any]:
         agent = self.agent
-        now = agent.now()
         up = GaugeMetricFamily(
             "cosmolet_bgp_session_up", "1 when the BGP session is established.", labels=["peer"]
         )
-        uptime = GaugeMetricFamily(
-            "cosmolet_bgp_session_uptime_seconds",
-            "Seconds since the session came up (0 when down).",
+        established = GaugeMetricFamily(
+            "cosmolet_bgp_session_established_timestamp_seconds",
+            "Unix time the BGP session was last established (0 when it is not).",
             labels=["peer"],
         )
         advertised = GaugeMetricFamily(
@@ -107,7 +142,10 @@ class StateCollector(Collector):
         )
         for peer in agent.peers():
             up.add_metric([peer.name], 1.0 if peer.up else 0.0)
-            uptime.add_metric([peer.name], now - (peer.since or now) if peer.up else 0.0)
+            since = peer.since if peer.up and peer.since is not None else None
+            established.add_metric(
+                [peer.name], 0.0 if since is None else round(since + self.epoch_offset, 3)
+            )
             counts = Tally(
                 "ipv6" if ":" in prefix else "ipv4"
                 for prefix in (peer.advertised if peer.up else ())
@@ -115,7 +153,7 @@ class StateCollector(Collector):
             for family in peer.families:
                 advertised.add_metric([peer.name, family], counts.get(family, 0))
         yield up
-        yield uptime
+        yield established
         yield advertised
 
         desired = GaugeMetricFamily(
@@ -180,3 +218,45 @@ class StateCollector(Collector):
             },
         )
         yield info
+
+
+class BfdCollector(Collector):
+    """Hybrid mode with BFD: bfdd's sessions, read when Prometheus scrapes (``read`` returns
+    ``None`` when bfdd cannot be asked: then only ``cosmolet_bfd_readable`` 0 is exported, so
+    that no session looks down, or up, for want of an answer)."""
+
+    def __init__(self, read: Callable[[], Sequence[BfdSession] | None]) -> None:
+        self.read = read
+
+    def describe(self) -> Iterator[Metric]:
+        """The families, without asking bfdd (the registry calls this when registering)."""
+        yield from self._families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(self.read())
+
+    @staticmethod
+    def _families(sessions: Sequence[BfdSession] | None) -> Iterator[Metric]:
+        readable = GaugeMetricFamily(
+            "cosmolet_bfd_readable", "1 when bfdd answered vtysh at this scrape."
+        )
+        readable.add_metric([], 0.0 if sessions is None else 1.0)
+        yield readable
+        up = GaugeMetricFamily(
+            "cosmolet_bfd_session_up",
+            "1 when bfdd's BFD session with the switch is up.",
+            labels=["peer", "interface"],
+        )
+        for session in sessions or ():
+            up.add_metric([session.peer, session.interface], 1.0 if session.up else 0.0)
+        yield up
+
+
+def agent_metrics(agent: AgentView, config: Config) -> Metrics:
+    """The agent's metrics: the counters, the view's gauges, and bfdd's sessions where the
+    agent runs BFD (hybrid mode, ``bgp.bfd.enabled``)."""
+    metrics = Metrics()
+    metrics.registry.register(StateCollector(agent))
+    if config.mode is Mode.HYBRID and config.bgp.bfd.enabled:
+        metrics.registry.register(BfdCollector(BfdReader(config.bgp.bfd.vtysh_socket_dir)))
+    return metrics

@@ -86,8 +86,10 @@ def test_metrics_parse_and_match_the_state(served: tuple[Reconciler, str]) -> No
     assert samples["cosmolet_ready", ()] == 1
     assert samples["cosmolet_event_to_command_seconds_count", ()] >= 1
     assert any(name == "cosmolet_build_info" for name, _ in samples)
-    # Every metric name carries the prefix; no Service name or prefix appears as a label.
-    assert all(name.startswith("cosmolet_") for name, _ in samples)
+    # Every metric is ours (the prefix) or a standard process/python family; no Service name or
+    # prefix appears as a label.
+    assert all(name.startswith(("cosmolet_", "process_", "python_")) for name, _ in samples)
+    assert any(name.startswith("process_") for name, _ in samples)
     assert "10.96.0.1" not in text and "default/" not in text
 
 
