@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="peers and routes of a running agent")
     status.add_argument(
-        "--url", default="http://127.0.0.1:9179", help="the agent's HTTP address (http.listen)"
+        "--url",
+        default="http://127.0.0.1:9180",
+        help="the agent's /status address (http.statusListen; in a cluster, run this command "
+        "in the agent's pod with kubectl exec)",
     )
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)

@@ -7,7 +7,8 @@ Threads, and what each may do:
 - *stdin*: ExaBGP's JSON events to the queue; EOF means ExaBGP is gone, and the agent exits
   rather than outlive it;
 - *neighbors* and *bfd* (hybrid mode): netlink changes to the queue; bfdd kept in step;
-- *http*: ``/healthz`` ``/readyz`` ``/metrics`` ``/version`` ``/status`` from the read-only view;
+- *http*: ``/healthz`` ``/readyz`` ``/metrics`` ``/version`` on ``http.listen``, ``/status`` on
+  ``http.statusListen``, from the read-only view;
 - *events* (``events.enabled``): posts Kubernetes Events, rate-limited;
 - signal handlers put ``Drain`` (SIGUSR1) or ``Stop`` on the queue;
 - the main thread runs the reconciler, which alone owns the speaker, the journal and stdout.
@@ -164,8 +165,7 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
     )
     if config.mode is Mode.HYBRID:
         _start_hybrid(config, reconciler, stop)
-    host, port = config.http.host_port
-    http_api.serve(reconciler, metrics.registry, host, port)
+    http_api.start(reconciler, metrics.registry, config.http)
     _start_events(config, source, reconciler, stop)
     log.info(
         "agent started",

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -54,6 +55,7 @@ def _ip_network(value: Any) -> Any:
 IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_ip_network)]
 
 DEFAULT_HTTP_LISTEN = "0.0.0.0:9179"
+DEFAULT_STATUS_LISTEN = "127.0.0.1:9180"
 DEFAULT_MAX_ROUTES = 100_000
 
 
@@ -205,18 +207,50 @@ class NodePolicy(_Model):
     ignore_exclude_label: bool = False
 
 
-class Http(_Model):
-    listen: str = DEFAULT_HTTP_LISTEN
+class Tls(_Model):
+    """A certificate and its key (PEM files, e.g. a mounted Secret) for ``http.listen``: read at
+    start and again whenever either file changes, so a renewed Secret needs no restart."""
 
-    @field_validator("listen")
+    cert_file: Path
+    key_file: Path
+
+
+class Http(_Model):
+    """``listen`` serves the probes, ``/metrics`` and ``/version``; ``statusListen`` serves
+    ``/status``, which names every advertised Service and address, so it stays on the node's
+    loopback unless set otherwise (``cosmolet status`` through ``kubectl exec`` reads it)."""
+
+    listen: str = DEFAULT_HTTP_LISTEN
+    status_listen: str = DEFAULT_STATUS_LISTEN
+    tls: Tls | None = None
+
+    @field_validator("listen", "status_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         parse_listen(value)
         return value
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Http:
+        (host, port), (status_host, status_port) = self.host_port, self.status_host_port
+        # A wildcard address (0.0.0.0, ::) takes the port on every address.
+        shared = host == status_host or any(
+            ipaddress.ip_address(h).is_unspecified for h in (host, status_host)
+        )
+        if port == status_port and shared:
+            raise ValueError(
+                f"statusListen {self.status_listen} overlaps listen {self.listen}: "
+                "give /status a port of its own"
+            )
+        return self
+
     @property
     def host_port(self) -> tuple[str, int]:
         return parse_listen(self.listen)
+
+    @property
+    def status_host_port(self) -> tuple[str, int]:
+        return parse_listen(self.status_listen)
 
 
 class Logging(_Model):
