@@ -19,12 +19,20 @@ from cosmolet import __version__, logs
 from cosmolet.config.checks import router_id_warnings, warnings_for
 from cosmolet.config.loader import load_config, node_ip
 from cosmolet.config.schema import Config, ConfigError
+from cosmolet.engine.objects import Malformed, Record, decode_all
 from cosmolet.engine.plan import plan_from_documents
 from cosmolet.sources.objects_file import ObjectsFileError, load_documents
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+#: ``cosmolet diff``: some node's routes change (for CI, as diff(1))
+EXIT_CHANGED = 1
+
+NO_OLD_CONFIG = """diff: give --old-config FILE, the config the agents run now.
+diff cannot ask the agents for it: each serves its plan on /status on its node's loopback only
+(http.statusListen). The config in force is in git (git show HEAD:path/to/config.yaml) or in
+the cluster (kubectl get configmap cosmolet -n NAMESPACE -o jsonpath='{.data.config\\.yaml}')."""
 
 
 def _load(path: str) -> Config | None:
@@ -177,6 +185,50 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return agent.main(config, source, exabgp_config.sessions(config))
 
 
+def _diff_objects(args: argparse.Namespace) -> tuple[list[Record], list[Malformed]] | None:
+    """The objects file's, or the cluster's; ``None`` (after saying why) when unreadable."""
+    if args.objects:
+        try:
+            return decode_all(load_documents(args.objects))
+        except ObjectsFileError as error:
+            print(f"diff: {error}", file=sys.stderr)
+            return None
+    from cosmolet.kube.snapshot import SnapshotError, snapshot
+
+    try:
+        return snapshot(args.kubeconfig)
+    except SnapshotError as error:
+        print(f"diff: {error}", file=sys.stderr)
+        return None
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Exit 0 when no node's routes change, 1 when some do, 2 for bad input or no cluster."""
+    from cosmolet import plan_diff
+
+    if not args.old_config:
+        print(NO_OLD_CONFIG, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    old, new = _load(args.old_config), _load(args.config)
+    if old is None or new is None:
+        return EXIT_BAD_INPUT
+    objects = _diff_objects(args)
+    if objects is None:
+        return EXIT_BAD_INPUT
+    records, malformed = objects
+    nodes = [args.node] if args.node else plan_diff.node_names(records)
+    if not nodes:
+        print("diff: no Node objects to plan for: give --node NAME", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    diffs = plan_diff.diff_nodes(old, new, nodes, records, malformed)
+    if args.json:
+        json.dump(plan_diff.to_json(diffs), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(plan_diff.format_text(diffs))
+    return EXIT_CHANGED if any(diff.routes_change for diff in diffs) else EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
@@ -256,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print /status as JSON")
     status.set_defaults(func=cmd_status)
 
+    _add_diff(sub)
+
     for name, func, text in (
         ("start", cmd_start, "render ExaBGP's config and run ExaBGP with the agent"),
         ("agent", cmd_agent, "the ExaBGP API process (started by ExaBGP, not by hand)"),
@@ -272,6 +326,34 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.set_defaults(func=func)
     return parser
+
+
+def _add_diff(sub: Any) -> None:
+    diff = sub.add_parser(
+        "diff",
+        help="preview a config change: the routes each node would add, remove or change",
+        description="Plan every node (or --node) under --old-config and --config, against the "
+        "same objects (an objects file, or the cluster's), and print the routes that differ.",
+        epilog="exit status: 0 no route changes, 1 routes change, 2 bad input or no cluster",
+    )
+    diff.add_argument("--config", required=True, metavar="NEW", help="the new config")
+    diff.add_argument(
+        "--old-config", metavar="OLD", help="the config in force (required: see its error)"
+    )
+    source = diff.add_mutually_exclusive_group()
+    source.add_argument(
+        "--kubeconfig",
+        help="read the cluster's Services, EndpointSlices and Nodes (default: KUBECONFIG, "
+        "else in-cluster, else ~/.kube/config)",
+    )
+    source.add_argument(
+        "--objects", metavar="FILE", help="read them from this kubectl -o json/yaml file"
+    )
+    diff.add_argument(
+        "--node", metavar="NAME", help="only this node (default: every Node in the objects)"
+    )
+    diff.add_argument("--json", action="store_true", help="print the difference as JSON")
+    diff.set_defaults(func=cmd_diff)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
