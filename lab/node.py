@@ -35,8 +35,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def http_get(ns: Namespace, path: str, port: int = 9179) -> tuple[int, str]:
-    """GET http://127.0.0.1:PORT<path> from inside a node's namespace."""
+#: The agent's ports by default: probes and metrics (http.listen), /status (http.statusListen).
+HTTP_PORT, STATUS_PORT = 9179, 9180
+
+
+def http_get(ns: Namespace, path: str, port: int | None = None) -> tuple[int, str]:
+    """GET http://127.0.0.1:PORT<path> from inside a node's namespace (``/status`` from the
+    status listener, everything else from http.listen, unless ``port`` says otherwise)."""
+    if port is None:
+        port = STATUS_PORT if path.split("?")[0] == "/status" else HTTP_PORT
     out = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{port}{path}")
     code, _, body = out.partition("\n")
     return int(code), body
