@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 JSON = dict[str, Any]
+# The release whose API this server speaks: /version, and the OpenAPI schemas it serves.
+KUBERNETES_VERSION = (1, 30)
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
@@ -42,15 +44,16 @@ RESOURCES = [
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
-_WITH_STATUS = {"services"}  # kinds whose /status subresource is advertised
+WITH_STATUS = {"services"}  # kinds whose /status subresource is advertised
 
 
 class ApiError(Exception):
     """A failure the client must see as a Kubernetes ``Status`` with this HTTP code."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: JSON | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
+        self.details = details  # the Status's ``details`` (403 names the resource), if any
 
     def status(self) -> JSON:
         return {
@@ -60,15 +63,17 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
+            **({"details": self.details} if self.details is not None else {}),
             "code": self.code,
         }
 
 
 def version_info() -> JSON:
+    major, minor = KUBERNETES_VERSION
     return {
-        "major": "1",
-        "minor": "30",
-        "gitVersion": "v1.30.0-cosmolet-lab",
+        "major": str(major),
+        "minor": str(minor),
+        "gitVersion": f"v{major}.{minor}.0-cosmolet-lab",
         "platform": "linux/amd64",
     }
 
@@ -120,6 +125,6 @@ def resource_list(group: str, version: str) -> JSON:
                 "verbs": ["get", "patch", "update"],
             }
             for r in served
-            if r.plural in _WITH_STATUS
+            if r.plural in WITH_STATUS
         ],
     }

@@ -8,6 +8,9 @@ nothing here touches a socket, so adding an endpoint is one function and one row
 Resource paths come in two prefixes, ``/api/{version}`` (core) and ``/apis/{group}/{version}``,
 each namespaced (``.../namespaces/{namespace}/{plural}...``) or not. Patterns are tried in
 order; the first whose path matches decides, and a method it does not list is 405.
+Writes go through ``lab.apiserver.validation`` when they name a ``fieldValidation``; a handler
+adds the warnings it wants sent to ``Request.warnings``. Authentication and RBAC happen before
+any route is looked up (``lab.apiserver.http``), so no handler checks who is asking.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from lab.apiserver import resources
+from lab.apiserver import openapi, resources, validation
 from lab.apiserver.resources import BY_PATH, JSON, ApiError, Resource
 from lab.apiserver.selectors import LabelSelector, parse_field_selector, parse_label_selector
 from lab.apiserver.store import Event, Store, Watcher
@@ -46,6 +49,8 @@ class Request:
     query: dict[str, str]  # the last value of each query parameter
     content_type: str
     raw_body: bytes
+    accept: str = ""
+    warnings: list[str] = field(default_factory=list)  # sent as Warning headers with the reply
 
     def body(self) -> Any:
         """The body as JSON, or as YAML (kubectl may send either); None when empty."""
@@ -129,6 +134,20 @@ def _compact(context: Context, _: Request) -> Reply:
 
 def _group_version(_: Context, request: Request) -> Reply:
     return 200, resources.resource_list(request.params.get("group", ""), request.params["version"])
+
+
+def _openapi_v2(_: Context, request: Request) -> Reply:
+    """JSON only: a protobuf-only client (kubectl's validation fallback) gets 406."""
+    accepted = {part.split(";")[0].strip() for part in (request.accept or "*/*").split(",")}
+    if not accepted & {"application/json", "application/*", "*/*"}:
+        raise ApiError(406, "NotAcceptable", "the OpenAPI v2 document is served as JSON only")
+    return 200, openapi.v2_document()
+
+
+def _openapi_v3(_: Context, request: Request) -> Reply:
+    group = request.params.get("group")
+    version = request.params["version"]
+    return 200, openapi.v3_document(f"apis/{group}/{version}" if group else f"api/{version}")
 
 
 # --- resources --------------------------------------------------------------------------------
@@ -255,9 +274,18 @@ def _watch_events(
         yield {"type": event.type, "object": event.obj}
 
 
+def _validated(target: _Target, request: Request, body: Any, patch: bool = False) -> Any:
+    """The body as the server keeps it under the request's ``fieldValidation``."""
+    mode = request.query.get("fieldValidation")
+    body, warnings = validation.validate(target.resource, body, mode, patch)
+    request.warnings.extend(warnings)
+    return body
+
+
 def _create(context: Context, request: Request) -> Reply:
     target = _target(request)
-    return 201, context.store.create(target.resource, target.key, request.object_body())
+    body = _validated(target, request, request.object_body())
+    return 201, context.store.create(target.resource, target.key, body)
 
 
 def _read(context: Context, request: Request) -> Reply:
@@ -267,7 +295,7 @@ def _read(context: Context, request: Request) -> Reply:
 
 def _replace(context: Context, request: Request) -> Reply:
     target = _target(request)
-    body = request.object_body()
+    body = _validated(target, request, request.object_body())
     if target.subresource == "status":
         current = context.store.get(target.resource, target.key, target.name)
         current["status"] = body.get("status")
@@ -282,7 +310,7 @@ def _patch(context: Context, request: Request) -> Reply:
         "application/strategic-merge-patch+json",
     ):
         raise ApiError(415, "UnsupportedMediaType", f"unsupported patch {request.content_type!r}")
-    patch = request.body()
+    patch = _validated(target, request, request.body(), patch=True)
     if target.subresource == "status" and isinstance(patch, dict):
         patch = {"status": patch.get("status")}
     return 200, context.store.patch(target.resource, target.key, target.name, patch)
@@ -313,6 +341,10 @@ ROUTES: list[Route] = [
     Route("GET", "/version", lambda _, __: (200, resources.version_info())),
     Route("POST", "/lab/drop-watches", _drop_watches),
     Route("POST", "/lab/compact", _compact),
+    Route("GET", "/openapi/v2", _openapi_v2),
+    Route("GET", "/openapi/v3", lambda _, __: (200, openapi.v3_index())),
+    Route("GET", "/openapi/v3/api/{version}", _openapi_v3),
+    Route("GET", "/openapi/v3/apis/{group}/{version}", _openapi_v3),
     Route("GET", "/api", lambda _, __: (200, resources.api_versions())),
     Route("GET", "/apis", lambda _, __: (200, resources.api_group_list())),
     Route("GET", "/apis/{group}", lambda _, r: (200, resources.api_group(r.params["group"]))),

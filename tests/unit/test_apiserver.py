@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config, watch
 
-from lab.apiserver import Store, serving, write_kubeconfig
+from lab.apiserver import RESOURCES, Store, serving, write_kubeconfig
 
 
 @pytest.fixture
@@ -208,3 +208,88 @@ def test_bad_requests_get_a_status_not_a_dropped_connection(
             urllib.request.urlopen(urllib.request.Request(host + path, method=method, data=b""))
         assert failed.value.code == code, (method, path)
         assert json.loads(failed.value.read())["code"] == code
+
+
+def call(
+    host: str, method: str, path: str, body: Any = None, **headers: str
+) -> tuple[int, Any, Any]:
+    """(status, JSON body, headers) of one request, errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(host + path, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers
+
+
+def test_openapi_documents_describe_every_kind_served(
+    api: tuple[Store, client.ApiClient],
+) -> None:
+    host = api[1].configuration.host
+    code, index, _ = call(host, "GET", "/openapi/v3")
+    assert code == 200 and set(index["paths"]) == {"api/v1", "apis/discovery.k8s.io/v1"}
+    documents = {
+        name: call(host, "GET", entry["serverRelativeURL"])[1]
+        for name, entry in index["paths"].items()
+    }
+    for resource in RESOURCES:
+        document = documents["apis/discovery.k8s.io/v1" if resource.group else "api/v1"]
+        gvk = {"group": resource.group, "version": resource.version, "kind": resource.kind}
+        # What kubectl looks for before it leaves validation to the server.
+        patches = [
+            op["patch"]
+            for op in document["paths"].values()
+            if "patch" in op and op["patch"]["x-kubernetes-group-version-kind"] == gvk
+        ]
+        assert patches and all(
+            "fieldValidation" in {p["name"] for p in patch["parameters"]} for patch in patches
+        ), resource.kind
+        assert [
+            name
+            for name, schema in document["components"]["schemas"].items()
+            if gvk in schema.get("x-kubernetes-group-version-kind", [])
+        ], resource.kind
+    schemas = documents["api/v1"]["components"]["schemas"]
+    spec = schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]
+    assert spec["clusterIP"]["type"] == "string"
+    assert spec["ports"]["items"] == {"$ref": "#/components/schemas/io.k8s.api.core.v1.ServicePort"}
+
+    code, v2, _ = call(host, "GET", "/openapi/v2", Accept="application/json")
+    assert code == 200 and v2["swagger"] == "2.0"
+    assert v2["definitions"]["io.k8s.api.discovery.v1.EndpointSlice"]["properties"]["endpoints"]
+    protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+    assert call(host, "GET", "/openapi/v2", Accept=protobuf)[0] == 406
+    assert call(host, "GET", "/openapi/v3/apis/apps/v1")[0] == 404
+
+
+def test_field_validation_as_the_real_server(api: tuple[Store, client.ApiClient]) -> None:
+    store, api_client = api
+    host = api_client.configuration.host
+    path = "/api/v1/namespaces/default/services"
+    typo = {"metadata": {"name": "web"}, "spec": {"clusterIP": "10.96.0.10", "prots": []}}
+    json_type = {"Content-Type": "application/json"}
+
+    code, status, _ = call(host, "POST", path + "?fieldValidation=Strict", typo, **json_type)
+    assert (code, status["reason"]) == (400, "BadRequest")
+    assert status["message"] == (
+        'Service in version "v1" cannot be handled as a Service:'
+        ' strict decoding error: unknown field "spec.prots"'
+    )
+    code, _, headers = call(host, "POST", path + "?fieldValidation=Warn", typo, **json_type)
+    assert code == 201 and headers.get_all("Warning") == ['299 - "unknown field \\"spec.prots\\""']
+    assert "prots" not in store.objects[("services", "default", "web")]["spec"]
+
+    mistyped = {"metadata": {"name": "bad"}, "spec": {"ports": [{"port": "80"}]}}
+    code, status, _ = call(host, "POST", path + "?fieldValidation=Ignore", mistyped, **json_type)
+    assert code == 400 and "spec.ports[0].port of type int32" in status["message"]
+    # Without the parameter, objects are kept as sent (fault tests write hostile ones).
+    code, _, _ = call(host, "POST", path, {**mistyped, "extra": 1}, **json_type)
+    assert code == 201 and store.objects[("services", "default", "bad")]["extra"] == 1
+
+    patch_path = path + "/web?fieldValidation=Strict"
+    merge = {"Content-Type": "application/strategic-merge-patch+json"}
+    directives = {"spec": {"$setElementOrder/ports": [], "type": "ClusterIP"}}
+    assert call(host, "PATCH", patch_path, directives, **merge)[0] == 200
+    code, status, _ = call(host, "PATCH", patch_path, {"spec": {"tpye": "x"}}, **merge)
+    assert code == 400 and 'unknown field "spec.tpye"' in status["message"]
