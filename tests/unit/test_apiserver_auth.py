@@ -339,3 +339,47 @@ def test_without_the_charts_rbac_the_agent_cannot_sync(tmp_path: Path, in_cluste
         populate(secured)
         synced, prefixes, errors = sync(secured, 2)
         assert (synced, prefixes) == (False, set()) and errors >= 1
+
+
+def test_the_command_line(tmp_path: Path, chart: Path) -> None:
+    """``python -m lab.apiserver --tls-dir --service-account --rbac``, as the pod runner and
+    the fault tests start it: ready once the (admin) kubeconfig exists."""
+    directory, kubeconfig = tmp_path / "tls", tmp_path / "kubeconfig"
+    command = [
+        sys.executable,
+        "-m",
+        "lab.apiserver",
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+    secured = ["--tls-dir", str(directory), "--service-account", ACCOUNT, "--rbac", str(chart)]
+    server = subprocess.Popen([*command, *secured], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split()[-1]
+        assert url.startswith("https://127.0.0.1:")
+        wait_for(kubeconfig.exists, 10, what="the kubeconfig")
+        as_admin = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        as_admin.create_namespaced_service("default", body(service("web")))
+        configuration = client.Configuration()
+        configuration.host = url
+        configuration.ssl_ca_cert = str(directory / "ca.crt")
+        token = (directory / "token").read_text()
+        configuration.api_key = {"authorization": f"Bearer {token}"}
+        as_account = client.CoreV1Api(client.ApiClient(configuration))
+        assert names(as_account.list_service_for_all_namespaces().items) == ["web"]
+        with pytest.raises(client.ApiException) as refused:
+            as_account.delete_namespaced_service("web", "default")
+        assert refused.value.status == 403
+    finally:
+        server.terminate()
+        server.wait(10)
+    for wrong, message in [
+        (["--rbac", str(chart)], "need --tls-dir"),
+        (["--tls-dir", str(directory), "--rbac", str(chart)], "name one"),
+        (["--tls-dir", str(directory), "--service-account", "cosmolet"], "NAMESPACE/NAME"),
+    ]:
+        result = subprocess.run([*command, *wrong], capture_output=True, text=True, check=False)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
