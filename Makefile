@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo lab-up lab-down test unit integration lint bench soak clean
+.PHONY: setup system-deps demo lab-up lab-down test unit integration lint bench soak image image-deps clean
 
 # Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
 system-deps:
@@ -60,6 +60,21 @@ SOAK_MINUTES ?= 30
 SOAK_RATE    ?= 100
 soak: setup
 	$(PY) -m lab.bench soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)
+
+# The container image (root). No registry is reachable from the project's machines, so the base is a
+# stand-in for python:3.11-slim-bookworm made from Debian's packages (mmdebstrap, cached under
+# /var/tmp/cosmolet-image), and a private dockerd (no bridge, no iptables, stopped afterwards)
+# builds the Dockerfile on it, prints the image's size and saves it to build/cosmolet-VERSION.tar
+# (`docker load -i` it). With DOCKER_HOST set, that engine builds and keeps it instead. Where the
+# official image can be pulled, `docker build -t cosmolet .` needs none of this. See lab/image.
+# (Where systemd runs, installing docker.io also starts its system service.)
+image-deps:
+	@if ! command -v dockerd >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io mmdebstrap; \
+	fi
+
+image: image-deps $(STAMP)
+	$(PY) -m lab.image
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
