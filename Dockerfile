@@ -55,7 +55,8 @@ RUN apt-get update \
     && mv /etc/adduser.conf.dist /etc/adduser.conf \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /run/cosmolet \
-    && chown cosmolet /run/cosmolet
+    && chown cosmolet:0 /run/cosmolet \
+    && chmod 0775 /run/cosmolet
 COPY --from=build /install/ /
 ENV COSMOLET_GIT_COMMIT=${GIT_COMMIT} \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.installed
 
 # Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
 system-deps:
-	@if ! command -v vtysh >/dev/null || ! command -v ip >/dev/null || ! command -v ping >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq frr iproute2 procps iputils-ping; \
+	@if ! command -v vtysh >/dev/null || ! command -v ip >/dev/null || ! command -v ping >/dev/null \
+		|| ! command -v dockerd >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			frr iproute2 procps iputils-ping docker.io mmdebstrap; \
 	fi
 
 $(STAMP): pyproject.toml
