@@ -1,7 +1,8 @@
 """What reaches the reconciler's queue, from which thread:
 
 - ``RoutesChanged``: a source changed the cluster state (the source threads);
-- ``PeerEvent`` / ``Shutdown``: ExaBGP's JSON events, parsed (the stdin reader);
+- ``PeerEvent`` / ``PeerOpen`` / ``Shutdown``: ExaBGP's JSON events, parsed (the stdin reader);
+- ``Refused``: a command ExaBGP answered ``error`` (the stdin reader, ``cosmolet.agent.answers``);
 - ``NeighborsChanged``: hybrid mode's fabric links changed (the netlink watcher);
 - ``Drain`` / ``Stop``: signals (SIGUSR1 from ``cosmolet start``; SIGTERM, SIGINT, stdin EOF).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cosmolet.engine.model import Link
-from cosmolet.exabgp.api import PeerEvent, Shutdown
+from cosmolet.exabgp.api import Command, PeerEvent, PeerOpen, Shutdown
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,13 @@ class NeighborsChanged:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """ExaBGP answered ``error`` to this command: what it carried did not reach the peer."""
+
+    command: Command
+
+
+@dataclass(frozen=True)
 class Drain:
     """Withdraw everything and stay up (``shutdown.mode: withdraw``; sent by ``cosmolet start``)."""
 
@@ -36,4 +44,4 @@ class Stop:
     reason: str
 
 
-Event = RoutesChanged | PeerEvent | NeighborsChanged | Drain | Stop | Shutdown
+Event = RoutesChanged | PeerEvent | PeerOpen | Refused | NeighborsChanged | Drain | Stop | Shutdown

@@ -4,8 +4,8 @@ Threads, and what each may do:
 
 - *source* (``cosmolet.sources``): updates the ``ClusterState``, which queues ``RoutesChanged``;
   it supervises its own watch threads and reports them through ``health()``;
-- *stdin*: ExaBGP's JSON events to the queue; EOF means ExaBGP is gone, and the agent exits
-  rather than outlive it;
+- *stdin*: ExaBGP's JSON events to the queue, its answers matched to our commands (a refused one
+  queued); EOF means ExaBGP is gone, and the agent exits rather than outlive it;
 - *neighbors* and *bfd* (hybrid mode): netlink changes to the queue; bfdd kept in step;
 - *http*: ``/healthz`` ``/readyz`` ``/metrics`` ``/version`` on ``http.listen``, ``/status`` on
   ``http.statusListen``, from the read-only view;
@@ -21,10 +21,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from cosmolet import logs
 from cosmolet.agent import http_api
+from cosmolet.agent.answers import Answers, AnswersCollector, read_stdin
 from cosmolet.agent.changelog import ChangeLog
 from cosmolet.agent.inputs import Drain, NeighborsChanged, Stop
 from cosmolet.agent.journal import Journal
@@ -58,18 +59,6 @@ class Tee:
     def flush(self) -> None:
         self.main.flush()
         self.copy.flush()
-
-
-def read_events(stream: TextIO, reconciler: Reconciler) -> None:
-    """The stdin reader: ExaBGP's events to the queue; EOF means ExaBGP is gone."""
-    try:
-        for line in stream:
-            event = exabgp_api.parse_event(line)
-            if event is not None:
-                reconciler.events.put(event)
-    except (OSError, ValueError) as error:
-        log.warning("reading ExaBGP events failed", error=str(error))
-    reconciler.events.put(Stop("ExaBGP closed our stdin"))
 
 
 def run_forever(
@@ -141,8 +130,12 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         out = Tee(sys.stdout, open(os.environ[COMMAND_LOG_ENV], "a", encoding="utf-8"))  # noqa: SIM115
     reconciler = Reconciler(config, sessions, out, journal)
     reconciler.source = source
+    answers = Answers() if exabgp_api.acks_enabled(os.environ) else None
+    reconciler.answers = answers
     metrics = agent_metrics(reconciler, config)
     reconciler.observers += [metrics.observe, ChangeLog()]
+    if answers is not None:
+        metrics.registry.register(AnswersCollector(answers))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -155,7 +148,7 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         signal.signal(signum, on_signal)
     _write_pid(paths)
 
-    _thread("stdin", read_events, sys.stdin, reconciler)
+    _thread("stdin", read_stdin, sys.stdin, reconciler.events, answers)
     _thread(
         "source",
         run_forever,

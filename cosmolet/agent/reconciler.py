@@ -22,26 +22,25 @@ from dataclasses import replace
 from typing import Protocol
 
 from cosmolet import logs
-from cosmolet.agent.inputs import Drain, Event, NeighborsChanged, RoutesChanged, Stop
+from cosmolet.agent.answers import Answers
+from cosmolet.agent.inputs import Drain, Event, NeighborsChanged, Refused, RoutesChanged, Stop
 from cosmolet.agent.journal import Journal
+from cosmolet.agent.reconciler_view import ReconcilerView
 from cosmolet.agent.report import Reconciled
 from cosmolet.agent.speaker import Changes, SessionState, Speaker
-from cosmolet.agent.view import PeerView
 from cosmolet.config.schema import Config
 from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Delta, Link, Plan, Route, Skip
+from cosmolet.exabgp import api as exabgp_api
 from cosmolet.exabgp import config as exabgp_config
-from cosmolet.exabgp.api import PeerEvent, Session, Shutdown
+from cosmolet.exabgp.api import CommandKind, PeerEvent, PeerOpen, Session, Shutdown
 from cosmolet.paths import RuntimePaths
-from cosmolet.sources import ApiHealth, Source
+from cosmolet.sources import Source
 from cosmolet.sources.state import ClusterState
 
 log = logs.get("cosmolet.agent")
 
-#: /healthz fails when the loop has not turned for this long (it turns every second when idle;
-#: only a write to ExaBGP blocked this long, or a bug, can stop it).
-HEALTH_STALL_SECONDS = 120.0
 PIPE_CLOSED = "ExaBGP closed the command pipe"
 
 
@@ -53,8 +52,9 @@ class Output(Protocol):
 Observer = Callable[[Reconciled], None]
 
 
-class Reconciler:
-    """Events in, commands out; implements ``cosmolet.agent.view.AgentView`` for HTTP/metrics."""
+class Reconciler(ReconcilerView):
+    """Events in, commands out; its ``ReconcilerView`` side is ``cosmolet.agent.view.AgentView``
+    for the HTTP threads and the metrics."""
 
     def __init__(
         self,
@@ -74,6 +74,8 @@ class Reconciler:
         self.hold = RiseHold(config.services.health_hold.rise_seconds)
         self.out = out
         self.journal = journal
+        #: ExaBGP's answers to match, when it sends them (``exabgp.api.ack``; set by the wiring)
+        self.answers: Answers | None = None
         self.clock = clock
         self.observers: list[Observer] = []
         #: hybrid mode: told the fabric links whenever they change (BFD peers)
@@ -162,6 +164,11 @@ class Reconciler:
             log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
             changes = self.speaker.peer_event(event, self.clock())
             self._write(Reconciled("peer " + str(event.state), changes, dry_run=self._dry))
+        elif isinstance(event, PeerOpen):
+            log.info("peer open", peer=event.peer, local=event.local, asn=event.asn)
+            self.speaker.peer_open(event)
+        elif isinstance(event, Refused):
+            self._on_refused(event)
         elif isinstance(event, NeighborsChanged):
             self._on_neighbors(event.links)
         elif isinstance(event, Drain):
@@ -189,7 +196,8 @@ class Reconciler:
         refusals, dropped = self.state.take_refusals()
         if self.first_sent:
             delta = self.hold.filter(delta, self.speaker.desired, started)
-        if not delta and self.first_sent and not self.speaker.needs_resync:
+        retry = self.speaker.needs_resync or self.speaker.retry_pending
+        if not delta and self.first_sent and not retry:
             if refusals or dropped:
                 self._write(
                     Reconciled(
@@ -251,19 +259,17 @@ class Reconciler:
         """Journal, write, then tell the observers. The journal is a superset of what ExaBGP
         holds: a prefix is recorded before its announce, forgotten after its withdraw."""
         changes: Changes = report.commands
-        if changes.lines or changes.announced or changes.withdrawn:
+        if changes.commands or changes.announced or changes.withdrawn:
             self.journal.add(changes.announced)
-            if changes.lines:
+            if changes.commands:
                 try:
-                    self.out.write("\n".join(changes.lines) + "\n")
-                    self.out.flush()
+                    self._send(changes.commands)
                 except BrokenPipeError:
                     raise
                 except Exception:
                     # What reached ExaBGP is now uncertain: the next plan re-sends everything.
                     self.speaker.invalidate(changes.withdrawn)
                     raise
-                self.commands_sent += len(changes.lines)
             self.journal.discard(p for p in changes.withdrawn if not self.speaker.peers_of(p))
         if changes.announced and not report.delta:
             # A peer came up or was added: the routes it was sent are unchanged desired ones.
@@ -277,6 +283,40 @@ class Reconciler:
             except Exception:
                 self.error_count += 1
                 log.exception("an observer of the reconciler failed; continuing")
+
+    def _send(self, commands: Sequence[exabgp_api.Command]) -> None:
+        """Write the lines, each expected to be answered (before it is written: the answer may
+        come before ``write`` returns)."""
+        if self.answers is not None:
+            self.answers.expect(commands)
+        try:
+            self.out.write("".join(command.line + "\n" for command in commands))
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except Exception:
+            if self.answers is not None:
+                self.answers.forget()
+            raise
+        self.commands_sent += len(commands)
+
+    def _on_refused(self, event: Refused) -> None:
+        """ExaBGP refused a line: never claim what it carried, and let the next plan retry it
+        (the prefixes stay in the journal: a refused withdraw leaves them in ExaBGP)."""
+        command = event.command
+        session = command.session.name if command.session else None
+        if command.kind not in {CommandKind.ANNOUNCE, CommandKind.WITHDRAW}:
+            log.warning("ExaBGP refused a command", kind=str(command.kind), peer=session)
+            return
+        self.journal.add(self.speaker.rejected(command))
+        log.error(
+            "ExaBGP refused routes; they are not counted as advertised, and the next plan "
+            "retries them",
+            kind=str(command.kind),
+            peer=session,
+            prefixes=list(command.prefixes[:20]),
+            count=len(command.prefixes),
+        )
 
     # --- hybrid mode: the fabric links --------------------------------------------------------
 
@@ -293,9 +333,16 @@ class Reconciler:
         text = exabgp_config.render(self.config, self.agent_command, links=links, environ=None)
         if not conf.exists() or conf.read_text() != text:
             exabgp_config.write_private(conf, text)
-            self.out.write("reload\n")
-            self.out.flush()
+            self._send([exabgp_api.RELOAD])
             log.info("ExaBGP neighbors changed: reloading", links=len(links))
+        clashing = exabgp_config.distinct_links(links)[1]
+        if clashing:
+            log.error(
+                "fabric links where the switch and the node both use a link-local of another "
+                "link: ExaBGP cannot tell them apart, so they are not peered; give the node's "
+                "interfaces distinct link-local addresses",
+                interfaces=[link.interface for link in clashing],
+            )
         self.speaker.set_sessions(
             exabgp_config.link_sessions(self.config, links),
             SessionState.UNKNOWN if first else SessionState.DOWN,
@@ -324,70 +371,3 @@ class Reconciler:
                     hint=f"check {origin}: address and asn, that the peer has us configured and "
                     f"is reachable, and the TCP MD5 password ({origin}.passwordFile) on both sides",
                 )
-
-    # --- the read-only view (any thread, no locks: copies only) -------------------------------
-
-    @property
-    def node_name(self) -> str:
-        return self.config.node_name
-
-    @property
-    def bgp_enabled(self) -> bool:
-        return self.config.bgp.enabled
-
-    def now(self) -> float:
-        return self.clock()
-
-    def ready(self) -> tuple[bool, str]:
-        if not self.state.readiness.synced:
-            return False, "waiting for the first complete list of Services, EndpointSlices, Node"
-        if not self.first_sent:
-            return False, "the first plan has not been sent to ExaBGP yet"
-        if self.draining:
-            return False, "draining: every route withdrawn"
-        api = self.api_health()
-        if api is not None and not api.connected and api.lost_for_s > 0:
-            # Still ready: the routes stay advertised (the data plane does not depend on the
-            # control plane); the body says why nothing new can arrive.
-            return True, f"ok; API server unreachable for {api.lost_for_s:.0f} s, keeping routes"
-        return True, "ok"
-
-    def healthy(self) -> tuple[bool, str]:
-        """Would a restart help? Only if a loop stopped; a peer being down is no reason."""
-        stalled = self.clock() - self.heartbeat
-        if stalled > HEALTH_STALL_SECONDS:
-            return False, f"the reconciler has made no progress for {stalled:.0f} s"
-        if self.source is not None:
-            health = self.source.health()
-            if not health.alive:
-                return False, f"the cluster-state source: {health.reason}"
-        return True, "ok"
-
-    def api_health(self) -> ApiHealth | None:
-        return None if self.source is None else self.source.health().api
-
-    def peers(self) -> list[PeerView]:
-        return [
-            PeerView(
-                name=name,
-                interface=rib.session.interface or None,
-                state=str(rib.state),
-                up=rib.state is SessionState.UP,
-                since=rib.since or None,
-                families=tuple(str(f) for f in rib.session.families),
-                advertised=rib.advertised.copy(),
-            )
-            for name, rib in list(self.speaker.peers.items())
-        ]
-
-    def desired(self) -> list[Route]:
-        return list(self.speaker.desired.copy().values())
-
-    def held(self) -> int:
-        return len(self.hold.held)
-
-    def skipped(self) -> Sequence[Skip] | None:
-        return self.state.plan().skipped if self.state.readiness.synced else None
-
-    def errors(self) -> int:
-        return self.error_count

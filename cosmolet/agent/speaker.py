@@ -5,8 +5,8 @@ speaker keeps the whole desired set itself and, per peer, what that peer was sen
 diffed against what each peer was sent: new prefixes are announced, changed attributes
 re-announced, removed prefixes withdrawn, and nothing else is sent. Only the delta's prefixes are
 looked at unless a peer needs the whole set (the first plan, a new session, a pending End-of-RIB,
-a failed write): then the whole desired set is diffed against what that peer was sent. It does
-no I/O; the agent writes the lines it returns.
+a failed write, a line ExaBGP refused): then the whole desired set is diffed against what that
+peer was sent. It does no I/O; the agent writes the lines it returns.
 
 Peer sessions move through three states:
 
@@ -23,20 +23,24 @@ Peer sessions move through three states:
   the peer was sent is kept as *unknown*: on UP each such prefix is re-announced if still
   desired and withdrawn if not (else a Service that went unhealthy during the outage would come
   back from ExaBGP's copy; the fault suite caught that).
+
+An ``auto`` peer's AS is learned from its OPEN (``peer_open``): iBGP when it is ours, so local
+preference is sent and AS-path prepends are not.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cosmolet.engine.model import Attributes, Family, Route, prefix_sort_key
 from cosmolet.exabgp import api as exabgp_api
-from cosmolet.exabgp.api import PeerEvent, PeerState, Session
+from cosmolet.exabgp.api import Command, PeerEvent, PeerOpen, PeerState, Session
 
-#: Attributes of a prefix that a previous agent may have announced: unknown, so never equal.
+#: Attributes of a prefix the peer may hold but we cannot vouch for (a previous agent announced
+#: it, the session went down, a write failed, ExaBGP refused the line): never equal, so re-sent.
 _UNKNOWN = Attributes(communities=("?",))
 
 
@@ -55,18 +59,35 @@ class PeerRib:
     advertised: dict[str, Attributes] = field(default_factory=dict)
     eor_pending: bool = False
     since: float = 0.0
-    needs_full: bool = True  # a new session: the next publish sends it the whole set
+    needs_full: bool = True  # the next publish diffs the whole set (new session, refused line)
+    peer_as: int | None = None  # from the peer's OPEN, for a session configured ``auto``
+
+    @property
+    def effective(self) -> Session:
+        """The session as the OPEN showed it (its ``auto`` AS resolved)."""
+        if self.session.peer_as is None and self.peer_as is not None:
+            return replace(self.session, peer_as=self.peer_as)
+        return self.session
+
+    def held(self) -> dict[str, Attributes]:
+        """What the peer was sent and ExaBGP did not refuse, unknowns left out (from a copy,
+        which is atomic: the HTTP threads call this while the reconciler runs)."""
+        return {p: a for p, a in self.advertised.copy().items() if a is not _UNKNOWN}
 
 
 @dataclass
 class Changes:
     """Command lines to write, and which prefixes they announce and withdraw (for the journal)."""
 
-    lines: list[str] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
     announced: set[str] = field(default_factory=set)
     withdrawn: set[str] = field(default_factory=set)
     #: (``announce`` | ``withdraw``, family) -> prefixes, counted once per peer
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def lines(self) -> list[str]:
+        return [command.line for command in self.commands]
 
     @property
     def announce_count(self) -> int:
@@ -77,7 +98,7 @@ class Changes:
         return sum(n for (kind, _), n in self.counts.items() if kind == "withdraw")
 
     def extend(self, other: Changes) -> None:
-        self.lines += other.lines
+        self.commands += other.commands
         self.announced |= other.announced
         self.withdrawn |= other.withdrawn
         self.counts.update(other.counts)
@@ -146,7 +167,7 @@ class Speaker:
 
     def peer_event(self, event: PeerEvent, now: float = 0.0) -> Changes:
         """React to ExaBGP's report of a session state change."""
-        rib = self.peers.get(event.peer)
+        rib = self._rib_of(event.peer, event.local)
         if rib is None or event.state is PeerState.CONNECTED:
             return Changes()
         if event.state is PeerState.DOWN:
@@ -164,9 +185,29 @@ class Speaker:
         rib.eor_pending = True
         if not self.plan_ready:
             return Changes()
+        rib.needs_full = False
         changes = self._sync(rib)
         changes.extend(self._end_of_rib(rib))
         return changes
+
+    def peer_open(self, event: PeerOpen) -> None:
+        """The peer's OPEN: its AS, for a session configured ``auto`` (it precedes the UP, whose
+        re-assertion then carries the attributes for that kind of session)."""
+        rib = self._rib_of(event.peer, event.local)
+        if rib is not None and rib.session.peer_as is None:
+            rib.peer_as = event.asn
+
+    def rejected(self, command: Command) -> list[str]:
+        """ExaBGP refused ``command``: what it carried is unknown for that peer (never claimed,
+        re-sent by the next publish). Returns those prefixes: ExaBGP may hold them still."""
+        session = command.session
+        rib = None if session is None else self.peers.get(session.name)
+        if session is None or rib is None or rib.session.selector != session.selector:
+            return []  # a session since replaced or gone: ExaBGP's neighbor went with it
+        for prefix in command.prefixes:
+            rib.advertised[prefix] = _UNKNOWN
+        rib.needs_full = True
+        return list(command.prefixes)
 
     def invalidate(self, withdrawn: Iterable[str] = ()) -> None:
         """A write failed: forget what peers hold, so that the next plan re-sends everything.
@@ -189,6 +230,13 @@ class Speaker:
         """A write failed: the next publish must re-send everything."""
         return self._resync
 
+    @property
+    def retry_pending(self) -> bool:
+        """A reachable peer needs the whole set looked at again (ExaBGP refused a line)."""
+        return any(
+            rib.needs_full and rib.state is not SessionState.DOWN for rib in self.peers.values()
+        )
+
     def withdraw_all(self) -> Changes:
         """Withdraw everything from every peer (the ``withdraw`` shutdown mode)."""
         self.desired = {}
@@ -201,13 +249,20 @@ class Speaker:
     # --- views --------------------------------------------------------------------------------
 
     def peers_of(self, prefix: str) -> list[str]:
+        """The peers that may hold ``prefix`` (unknowns included: for the journal)."""
         return [name for name, rib in self.peers.items() if prefix in rib.advertised]
 
     # --- internals ----------------------------------------------------------------------------
 
+    def _rib_of(self, peer: str, local: str) -> PeerRib | None:
+        """The session an event is about; ``None`` if none is, or if it cannot tell which."""
+        found = [rib for rib in self.peers.values() if rib.session.reports(peer, local)]
+        return found[0] if len(found) == 1 else None
+
     def _sync(self, rib: PeerRib, touched: Iterable[str] | None = None) -> Changes:
         """Diff the desired set against ``rib``; ``touched`` limits the prefixes looked at."""
-        families = rib.session.families
+        session = rib.effective
+        families = session.families
         desired = self.desired
         advertised = rib.advertised
         # One batch line per (attributes, family): ExaBGP takes the family of a whole
@@ -233,7 +288,7 @@ class Speaker:
         ):
             prefixes.sort(key=lambda prefix: desired[prefix].sort_key)
             if self.enabled:
-                changes.lines += exabgp_api.announce(rib.session, attributes, prefixes)
+                changes.commands += exabgp_api.announce(session, attributes, prefixes)
             changes.announced.update(prefixes)
             for prefix in prefixes:
                 changes.counts["announce", _family_of(prefix)] += 1
@@ -243,7 +298,7 @@ class Speaker:
                 for family in ("ipv4", "ipv6"):
                     group = [p for p in to_withdraw if _family_of(p) == family]
                     if group:
-                        changes.lines += exabgp_api.withdraw(rib.session, group)
+                        changes.commands += exabgp_api.withdraw(session, group)
             changes.withdrawn.update(to_withdraw)
             for prefix in to_withdraw:
                 changes.counts["withdraw", _family_of(prefix)] += 1
@@ -254,7 +309,8 @@ class Speaker:
         rib.eor_pending = False
         changes = Changes()
         if self.enabled:
-            changes.lines += [exabgp_api.end_of_rib(rib.session, f) for f in rib.session.families]
+            families = rib.session.families
+            changes.commands += [exabgp_api.end_of_rib(rib.session, f) for f in families]
         return changes
 
 

@@ -361,6 +361,12 @@ def _blocking_problems(config: Config) -> list[Problem]:
                     f"expected an IPv{peer.address.version} address like the peer's address",
                 )
             )
+        own = Family.IPV4 if peer.address.version == 4 else Family.IPV6
+        if config.mode is Mode.NUMBERED and peer.address_families != (own,):
+            why = f"expected only {own} on a session to an {own} address: a route of the other"
+            why += " family needs a next hop of its own family, which cannot be derived; add a"
+            why += " peer on the switch's address of that family (one session per family)"
+            problems.append(Problem(f"bgp.peers[{index}].families", why))
         first = first_with.setdefault(peer.address, index)
         if first != index:  # the agent and ExaBGP's API both name a session by the peer address
             problems.append(

@@ -1,4 +1,6 @@
-"""Rendering ExaBGP's configuration and environment from the cosmolet config. Pure functions.
+"""Rendering ExaBGP's configuration and environment from the cosmolet config. Pure functions,
+but for the two things they read from the node unless given: ``NODE_IP`` (``router_id``) and
+the kernel's source address toward a peer without ``localAddress`` (``kernel_source``).
 
 The output is deterministic (golden-file tested): one ``neighbor`` per peer inheriting a shared
 template, the ``process`` block that runs ``cosmolet agent``, graceful restart with manual EOR so
@@ -11,7 +13,8 @@ import ipaddress
 import os
 import pwd
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from cosmolet import __version__
 from cosmolet.config import loader
 from cosmolet.config.schema import Config, Mode, Peer, Problem
 from cosmolet.engine.model import Family, Link
-from cosmolet.exabgp.api import Session
+from cosmolet.exabgp.api import Address, Session
 
 PROCESS_NAME = "cosmolet"
 MASK = "<masked>"
@@ -93,6 +96,23 @@ def router_id(config: Config, environ: Mapping[str, str] | None = None) -> str:
     )
 
 
+def distinct_links(links: Iterable[Link]) -> tuple[list[Link], list[Link]]:
+    """The links ExaBGP can tell apart, and those it cannot (in interface order).
+
+    ExaBGP names a neighbor by its peer and local addresses (with the ASes and router id, the
+    same for every link), so two links where both the switch and the node use the same
+    link-local are one neighbor to it: it refuses the configuration. The first is kept.
+    """
+    kept: list[Link] = []
+    clashing: list[Link] = []
+    seen: set[tuple[ipaddress.IPv6Address, ipaddress.IPv6Address]] = set()
+    for link in sorted(links):
+        key = (ipaddress.IPv6Address(link.peer), ipaddress.IPv6Address(link.local))
+        (clashing if key in seen else kept).append(link)
+        seen.add(key)
+    return kept, clashing
+
+
 def link_sessions(config: Config, links: Iterable[Link]) -> list[Session]:
     """Hybrid mode: one session per discovered switch, next hop our link-local on that link."""
     peer_as = None if config.bgp.peer_asn == "auto" else int(config.bgp.peer_asn)
@@ -105,8 +125,9 @@ def link_sessions(config: Config, links: Iterable[Link]) -> list[Session]:
             next_hop=str(ipaddress.IPv6Address(link.local)),
             origin=f"bgp.interfaces ({link.interface})",
             interface=link.interface,
+            local_address=ipaddress.IPv6Address(link.local),
         )
-        for link in sorted(links)
+        for link in distinct_links(links)[0]
     ]
 
 
@@ -122,19 +143,44 @@ def sessions(config: Config) -> list[Session]:
             peer_as=peer.asn,
             families=peer.address_families,
             origin=f"bgp.peers[{index}]",
+            local_address=peer.local_address,
         )
         for index, peer in enumerate(config.bgp.peers)
     ]
 
 
-def _neighbor(index: int, peer: Peer, secrets: Secrets | None) -> list[str]:
+def kernel_source(peer: Address) -> str | None:
+    """The address this node sends from to ``peer``: the kernel's route lookup, as ExaBGP's own
+    connection makes it (``None`` without a route, or for an unscoped link-local)."""
+    family = socket.AF_INET if peer.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(peer), 179))  # UDP: a lookup only, nothing is sent
+            found = ipaddress.ip_address(str(probe.getsockname()[0]).partition("%")[0])
+    except (OSError, ValueError):
+        return None
+    return str(found) if found.version == peer.version and not found.is_unspecified else None
+
+
+def _neighbor(
+    index: int,
+    peer: Peer,
+    secrets: Secrets | None,
+    source_of: Callable[[Address], str | None],
+) -> list[str]:
     lines = [
         f"neighbor {peer.address} {{",
         "    inherit cosmolet;",
         f'    description "bgp.peers[{index}]";',
     ]
-    if peer.local_address:
-        lines.append(f"    local-address {peer.local_address};")
+    local = str(peer.local_address) if peer.local_address else source_of(peer.address)
+    if local and not peer.local_address:
+        # Without it ExaBGP learns its address at the first connection, and until then fails
+        # (AttributeError) on every ``next-hop self`` the agent sends: a peer still unreachable
+        # at start made a traceback per command.
+        lines.append("    # localAddress unset: the address this node sends from to the peer")
+    if local:
+        lines.append(f"    local-address {local};")
     lines.append(f"    peer-as {peer.asn};")
     if peer.password_file is not None:
         password = MASK if secrets is None else secrets.passwords[index]
@@ -153,8 +199,10 @@ def render(
     secrets: Secrets | None = None,
     environ: Mapping[str, str] | None = None,
     links: Iterable[Link] = (),
+    source_of: Callable[[Address], str | None] = kernel_source,
 ) -> str:
-    """The ExaBGP configuration text. ``secrets=None`` masks passwords (for display).
+    """The ExaBGP configuration text. ``secrets=None`` masks passwords (for display);
+    ``source_of`` gives the local address of a peer without ``localAddress``.
 
     Raises:
         RenderError: naming the field that cannot be rendered.
@@ -190,6 +238,11 @@ def render(
         "        api {",
         f"            processes [ {PROCESS_NAME} ];",
         "            neighbor-changes;",
+    ]
+    if hybrid and bgp.peer_asn == "auto":
+        # The peer's OPEN, for its AS: iBGP or eBGP decides which attributes the agent sends.
+        template.append("            receive { parsed; open; }")
+    template += [
         "        }",
         "    }",
         "}",
@@ -206,11 +259,11 @@ def render(
         *template,
     ]
     if hybrid:
-        for link in sorted(links):
+        for link in distinct_links(links)[0]:
             lines += ["", *_link_neighbor(config, link)]
     else:
         for index, peer in enumerate(bgp.peers):
-            lines += ["", *_neighbor(index, peer, secrets)]
+            lines += ["", *_neighbor(index, peer, secrets, source_of)]
     return "\n".join(lines) + "\n"
 
 
@@ -250,7 +303,9 @@ def environment(log_level: str = "INFO") -> dict[str, str]:
 
     - run as whoever starts it (no drop to ``nobody``; in numbered mode that can be a non-root
       user, since ExaBGP only connects out and never listens);
-    - no acks (the agent drains stdin anyway) and no CLI pipe;
+    - an answer to every command (``done`` or ``error``): the agent reads them to know which
+      lines ExaBGP refused (``cosmolet.agent.answers``), and drains stdin continuously, so a
+      full pipe never blocks ExaBGP; no CLI pipe;
     - no per-route or statistics log lines (the agent logs route changes, summarised).
 
     The reactor speed is set by ``cosmolet.exabgp_launch`` with its other adjustment: the two
@@ -260,7 +315,7 @@ def environment(log_level: str = "INFO") -> dict[str, str]:
         "exabgp.daemon.user": daemon_user(),
         "exabgp.daemon.drop": "false",
         "exabgp.daemon.daemonize": "false",
-        "exabgp.api.ack": "false",
+        "exabgp.api.ack": "true",
         "exabgp.api.cli": "false",
         "exabgp.api.respawn": "true",
         "exabgp.log.level": log_level.upper(),

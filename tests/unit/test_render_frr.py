@@ -54,10 +54,36 @@ def test_exabgp_hybrid_golden_and_sessions() -> None:
     config = validate(HYBRID)
     check_golden("exabgp-hybrid.conf", exabgp_config.render(config, AGENT, links=LINKS))
     sessions = exabgp_config.link_sessions(config, LINKS)
-    assert [(s.name, s.next_hop, s.interface, s.peer_as) for s in sessions] == [
-        ("fe80::1", "fe80::a8c1:abff:fe00:1", "eth1", None),
-        ("fe80::2", "fe80::a8c1:abff:fe00:2", "swp2", None),
+    assert [(s.name, s.selector, s.next_hop, s.peer_as) for s in sessions] == [
+        ("fe80::1%eth1", "fe80::1 local-ip fe80::a8c1:abff:fe00:1", "fe80::a8c1:abff:fe00:1", None),
+        ("fe80::2%swp2", "fe80::2 local-ip fe80::a8c1:abff:fe00:2", "fe80::a8c1:abff:fe00:2", None),
     ]
+
+
+def test_switches_sharing_a_link_local_are_two_sessions_unless_the_node_shares_one_too() -> None:
+    """A static fe80::1 on every leaf: two ExaBGP neighbors, told apart by our link-local. If
+    the node's link-locals are the same pair too, ExaBGP cannot tell them apart and would refuse
+    the whole configuration: the first is kept."""
+    config = validate(HYBRID)
+    links = {
+        Link("eth1", "fe80::a", "fe80::1"),
+        Link("eth2", "fe80::b", "fe80::1"),
+        Link("eth3", "fe80::B", "fe80:0::1"),
+    }
+    kept, clashing = exabgp_config.distinct_links(links)
+    assert [link.interface for link in kept] == ["eth1", "eth2"]
+    assert [link.interface for link in clashing] == ["eth3"]
+    text = exabgp_config.render(config, AGENT, links=links)
+    assert text.count("neighbor fe80::1 {") == 2 and "eth3" not in text
+    names = [s.name for s in exabgp_config.link_sessions(config, links)]
+    assert names == ["fe80::1%eth1", "fe80::1%eth2"]
+
+
+def test_the_open_is_asked_for_only_where_the_peer_as_is_auto() -> None:
+    auto = exabgp_config.render(validate(HYBRID), AGENT, links=LINKS)
+    assert "receive { parsed; open; }" in auto
+    fixed = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "peerAsn": 65100}})
+    assert "receive" not in exabgp_config.render(fixed, AGENT, links=LINKS)
 
 
 def test_exabgp_accepts_the_hybrid_rendering(tmp_path: Path) -> None:

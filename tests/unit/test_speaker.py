@@ -7,7 +7,7 @@ import ipaddress
 
 from cosmolet.agent.speaker import SessionState, Speaker
 from cosmolet.engine.model import Attributes, Family, Route
-from cosmolet.exabgp.api import PeerEvent, PeerState, Session
+from cosmolet.exabgp.api import PeerEvent, PeerOpen, PeerState, Session
 
 V4 = Session(ipaddress.ip_address("10.0.1.0"), 65001, 65101, (Family.IPV4,))
 V6 = Session(ipaddress.ip_address("fd00:1::"), 65001, 65101, (Family.IPV6,))
@@ -172,3 +172,51 @@ def test_a_batch_line_never_mixes_families() -> None:
         "neighbor fe80::1 withdraw attributes next-hop fe80::2 nlri 10.0.0.1/32",
         "neighbor fe80::1 withdraw attributes next-hop fe80::2 nlri fd00::1/128",
     ]
+
+
+def test_a_refused_line_is_never_claimed_and_is_retried_once() -> None:
+    speaker = Speaker([V4])
+    [line] = speaker.update_routes(delta(route("10.0.0.1/32"))).commands
+    assert speaker.peers[V4.name].held() == {"10.0.0.1/32": PLAIN}
+    assert not speaker.retry_pending
+    assert speaker.rejected(line) == ["10.0.0.1/32"]
+    assert speaker.peers[V4.name].held() == {}
+    assert speaker.peers_of("10.0.0.1/32") == [V4.name]  # ExaBGP may hold it: kept for the journal
+    assert speaker.retry_pending
+    assert speaker.update_routes({}).lines == [
+        "neighbor 10.0.1.0 announce attributes next-hop self nlri 10.0.0.1/32"
+    ]
+    assert not speaker.retry_pending
+    assert speaker.update_routes({}).lines == []
+
+
+def test_a_refusal_for_a_session_since_replaced_changes_nothing() -> None:
+    old = Session(
+        ipaddress.ip_address("fe80::1"),
+        65001,
+        None,
+        (Family.IPV4,),
+        next_hop="fe80::a",
+        interface="eth1",
+        local_address=ipaddress.ip_address("fe80::a"),
+    )
+    new = Session(
+        old.peer,
+        65001,
+        None,
+        (Family.IPV4,),
+        next_hop="fe80::b",
+        interface="eth1",
+        local_address=ipaddress.ip_address("fe80::b"),
+    )
+    speaker = Speaker([old])
+    [line] = speaker.update_routes(delta(route("10.0.0.1/32"))).commands
+    speaker.set_sessions([new])  # the node's link-local on eth1 changed
+    assert speaker.rejected(line) == []
+    assert speaker.peers[new.name].advertised == {}
+
+
+def test_the_open_of_a_peer_with_a_configured_as_changes_nothing() -> None:
+    speaker = Speaker([V4])
+    speaker.peer_open(PeerOpen("10.0.1.0", "", 65001))
+    assert speaker.peers[V4.name].effective == V4

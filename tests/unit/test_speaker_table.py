@@ -21,13 +21,29 @@ import pytest
 
 from cosmolet.agent.speaker import Changes, SessionState, Speaker
 from cosmolet.engine.model import Attributes, Family, Route
-from cosmolet.exabgp.api import PeerEvent, PeerState, Session, attribute_tokens
+from cosmolet.exabgp.api import PeerEvent, PeerOpen, PeerState, Session, attribute_tokens
 
 V4 = Session(ipaddress.ip_address("10.0.1.0"), 65001, 65101, (Family.IPV4,))
 V6 = Session(ipaddress.ip_address("fd00:1::"), 65001, 65101, (Family.IPV6,))
 BOTH = Session(
     ipaddress.ip_address("fe80::1"), 65001, None, (Family.IPV4, Family.IPV6), next_hop="fe80::2"
 )
+
+
+def link(interface: str, local: str) -> Session:
+    """A hybrid session to a switch at fe80::1 (as every leaf with a static fe80::1 is)."""
+    return Session(
+        ipaddress.ip_address("fe80::1"),
+        65001,
+        None,
+        (Family.IPV4, Family.IPV6),
+        next_hop=local,
+        interface=interface,
+        local_address=ipaddress.ip_address(local),
+    )
+
+
+L1, L2 = link("eth1", "fe80::a"), link("eth2", "fe80::b")
 PLAIN = Attributes()
 TAGGED = Attributes(communities=("65001:1",))
 
@@ -39,26 +55,42 @@ W6 = "neighbor fd00:1:: withdraw attributes next-hop self"
 EOR6 = "neighbor fd00:1:: announce eor ipv6 unicast"
 AB = "neighbor fe80::1 announce attributes next-hop fe80::2"
 WB = "neighbor fe80::1 withdraw attributes next-hop fe80::2"
+AL1 = "neighbor fe80::1 local-ip fe80::a announce attributes next-hop fe80::a"
+WL1 = "neighbor fe80::1 local-ip fe80::a withdraw attributes next-hop fe80::a"
+AL2 = "neighbor fe80::1 local-ip fe80::b announce attributes next-hop fe80::b"
+WL2 = "neighbor fe80::1 local-ip fe80::b withdraw attributes next-hop fe80::b"
+EOR_L1 = ["neighbor fe80::1 local-ip fe80::a announce eor ipv4 unicast"]
+EOR_L1 += ["neighbor fe80::1 local-ip fe80::a announce eor ipv6 unicast"]
+EORL2 = ["neighbor fe80::1 local-ip fe80::b announce eor ipv4 unicast"]
+EORL2 += ["neighbor fe80::1 local-ip fe80::b announce eor ipv6 unicast"]
 
-_ROUTE_LINE = re.compile(r"^neighbor (\S+) (announce|withdraw) attributes (.+?) nlri (.+)$")
-_EOR_LINE = re.compile(r"^neighbor (\S+) announce eor (ipv4|ipv6) unicast$")
+_SELECTOR = r"neighbor (\S+(?: local-ip \S+)?)"
+_ROUTE_LINE = re.compile(rf"^{_SELECTOR} (announce|withdraw) attributes (.+?) nlri (.+)$")
+_EOR_LINE = re.compile(rf"^{_SELECTOR} announce eor (ipv4|ipv6) unicast$")
 
 
 class FakeExaBGP:
-    """What ExaBGP was told for each neighbor: prefix -> the attribute tokens it carries."""
+    """What ExaBGP was told for each neighbor (by the speaker's name of the one session its
+    selector reaches): prefix -> the attribute tokens it carries."""
 
-    def __init__(self) -> None:
+    def __init__(self, speaker: Speaker) -> None:
+        self.speaker = speaker
         self.ribs: dict[str, dict[str, str]] = defaultdict(dict)
         self.eors: dict[str, list[str]] = defaultdict(list)
+
+    def neighbor(self, selector: str) -> str:
+        [name] = [n for n, rib in self.speaker.peers.items() if rib.session.selector == selector]
+        return name
 
     def apply(self, lines: Sequence[str]) -> None:
         for line in lines:
             if eor := _EOR_LINE.match(line):
-                self.eors[eor[1]].append(eor[2])
+                self.eors[self.neighbor(eor[1])].append(eor[2])
                 continue
             command = _ROUTE_LINE.match(line)
             assert command, f"not a command ExaBGP takes: {line!r}"
-            neighbor, verb, attributes, nlri = command.groups()
+            selector, verb, attributes, nlri = command.groups()
+            neighbor = self.neighbor(selector)
             prefixes = nlri.split()
             # ExaBGP takes a whole line's family from its last prefix.
             assert len({":" in prefix for prefix in prefixes}) == 1, f"mixed families: {line!r}"
@@ -101,9 +133,40 @@ def update(*routes: Route, gone: tuple[Route, ...] = ()) -> Action:
     return lambda speaker, exabgp: sent(speaker.update_routes(change), exabgp)
 
 
-def event(session: Session | str, state: PeerState) -> Action:
-    name = session if isinstance(session, str) else session.name
-    return lambda speaker, exabgp: sent(speaker.peer_event(PeerEvent(name, state)), exabgp)
+def event(session: Session | str, state: PeerState, local: str = "") -> Action:
+    """ExaBGP's state event about ``session`` (or an address), from our ``local`` address (by
+    default the session's own, as ExaBGP reports it)."""
+    if isinstance(session, Session):
+        local = local or str(session.local_address or "")
+        session = str(session.peer)
+    report = PeerEvent(session, state, local=local)
+    return lambda speaker, exabgp: sent(speaker.peer_event(report), exabgp)
+
+
+def opened(session: Session, asn: int) -> Action:
+    """The OPEN of an ``auto`` peer, which ExaBGP reports before the session is up."""
+
+    def act(speaker: Speaker, exabgp: FakeExaBGP) -> Outcome:
+        speaker.peer_open(PeerOpen(str(session.peer), str(session.local_address), asn))
+        return Outcome([], settled=False)  # what ExaBGP holds was sent for an unknown kind
+
+    return act
+
+
+def refused(index: int, *routes: Route, gone: tuple[Route, ...] = ()) -> Action:
+    """An update of whose lines ExaBGP refuses the ``index``-th (answers ``error``): until the
+    next update retries it, the speaker holds those prefixes as unknown."""
+    change = delta(*routes, gone=gone)
+
+    def act(speaker: Speaker, exabgp: FakeExaBGP) -> Outcome:
+        changes = speaker.update_routes(change)
+        exabgp.apply([c.line for i, c in enumerate(changes.commands) if i != index])
+        speaker.rejected(changes.commands[index])
+        for rib in speaker.peers.values():
+            assert not set(changes.commands[index].prefixes) & set(rib.held())
+        return Outcome(changes.lines, settled=False)
+
+    return act
 
 
 def up(session: Session) -> Action:
@@ -158,6 +221,7 @@ def set_sessions(*sessions: Session) -> Action:
 Step = tuple[Action, list[str]]
 
 R1, R2, R3, R4 = (route(f"10.0.0.{n}/32") for n in range(1, 5))
+RICH = route("10.0.0.1/32", Attributes(local_preference=200, as_path_prepend=1))
 S1, S2 = route("fd00::1/128"), route("fd00::2/128")
 
 CASES = [
@@ -322,6 +386,52 @@ CASES = [
         ],
         id="hybrid: a new session waits DOWN for its UP, a vanished one is forgotten",
     ),
+    pytest.param(
+        [L1, L2],
+        [
+            (update(R1), [f"{AL1} nlri 10.0.0.1/32", f"{AL2} nlri 10.0.0.1/32"]),
+            (down(L2), []),
+            (update(R2), [f"{AL1} nlri 10.0.0.2/32"]),
+            (event("fe80::1", PeerState.UP), []),  # no local address: which one is unknown
+            (up(L2), [f"{AL2} nlri 10.0.0.1/32 10.0.0.2/32", *EORL2]),
+            (update(gone=(R1,)), [f"{WL1} nlri 10.0.0.1/32", f"{WL2} nlri 10.0.0.1/32"]),
+        ],
+        id="two switches at one link-local: each line and each event is about one session",
+    ),
+    pytest.param(
+        [L1],
+        [
+            (update(RICH), [f"{AL1} local-preference 200 nlri 10.0.0.1/32"]),
+            (opened(L1, 65001), []),
+            (up(L1), [f"{AL1} local-preference 200 nlri 10.0.0.1/32", *EOR_L1]),
+            (down(L1), []),
+            (opened(L1, 65100), []),
+            (up(L1), [f"{AL1} as-path [65001 65001] nlri 10.0.0.1/32", *EOR_L1]),
+        ],
+        id="an auto peer is iBGP or eBGP as its OPEN says: local preference, or prepends",
+    ),
+    pytest.param(
+        [V4],
+        [
+            (update(R1), [f"{A4} nlri 10.0.0.1/32"]),
+            (
+                refused(0, R2, R3, gone=(R1,)),
+                [f"{A4} nlri 10.0.0.2/32 10.0.0.3/32", f"{W4} nlri 10.0.0.1/32"],
+            ),
+            (update(), [f"{A4} nlri 10.0.0.2/32 10.0.0.3/32"]),
+            (update(), []),
+        ],
+        id="a refused announce is not claimed, and the next update sends it again",
+    ),
+    pytest.param(
+        [V4],
+        [
+            (update(R1, R2), [f"{A4} nlri 10.0.0.1/32 10.0.0.2/32"]),
+            (refused(1, R3, gone=(R1,)), [f"{A4} nlri 10.0.0.3/32", f"{W4} nlri 10.0.0.1/32"]),
+            (update(R4), [f"{A4} nlri 10.0.0.4/32", f"{W4} nlri 10.0.0.1/32"]),
+        ],
+        id="a refused withdraw is withdrawn again by the next update",
+    ),
 ]
 
 
@@ -350,12 +460,19 @@ def test_a_disabled_speaker_sends_nothing_but_tracks_what_it_would_have_sent() -
 def run(speaker: Speaker, steps: list[Step]) -> FakeExaBGP:
     """Take the steps; after each, the lines must be the expected ones, none for a peer that is
     down, and (when settled) ExaBGP and the speaker must agree with the desired set."""
-    exabgp = FakeExaBGP()
+    exabgp = FakeExaBGP(speaker)
     for index, (action, expected) in enumerate(steps):
         outcome = action(speaker, exabgp)
         assert outcome.lines == expected, f"step {index}"
-        silent = {name for name, rib in speaker.peers.items() if rib.state is SessionState.DOWN}
-        assert not [line for line in outcome.lines if line.split()[1] in silent], f"step {index}"
+        silent = [rib.session for rib in speaker.peers.values() if rib.state is SessionState.DOWN]
+        to_silent = [
+            line
+            for line in outcome.lines
+            for session in silent
+            if line.startswith(f"neighbor {session.selector} ")
+            and not line.startswith(f"neighbor {session.selector} local-ip")
+        ]
+        assert not to_silent, f"step {index}"
         if outcome.settled:
             check(speaker, exabgp, f"after step {index}")
     return exabgp
@@ -375,5 +492,5 @@ def check(speaker: Speaker, exabgp: FakeExaBGP, when: str) -> None:
         wanted = {p: r for p, r in speaker.desired.items() if r.family in rib.session.families}
         assert rib.advertised == {p: r.attributes for p, r in wanted.items()}, f"{name} {when}"
         if speaker.enabled:
-            tokens = {p: attribute_tokens(rib.session, r.attributes) for p, r in wanted.items()}
+            tokens = {p: attribute_tokens(rib.effective, r.attributes) for p, r in wanted.items()}
             assert held == tokens, f"{name} {when}"
