@@ -17,7 +17,7 @@ from cosmolet.config.schema import validate
 from cosmolet.hybrid import frr_config
 from lab.frr_configs import unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
-from lab.node import Cosmolet
+from lab.node import Cosmolet, metric_samples
 from tests.factories import family_slices, service
 from tests.integration.conftest import sample
 
@@ -58,13 +58,30 @@ class HybridFabric:
         )
 
 
-def build_hybrid(lab: Lab, bfd_leaves: tuple[bool, bool] = (False, False)) -> HybridFabric:
+#: The link-local address both leaves use on their node-facing port in ``same_link_local``.
+SHARED_LINK_LOCAL = "fe80::1"
+
+
+def build_hybrid(
+    lab: Lab,
+    bfd_leaves: tuple[bool, bool] = (False, False),
+    same_link_local: bool = False,
+    leaf_as: tuple[int, int] = (65101, 65102),
+    remote_as: str = "external",
+) -> HybridFabric:
+    """The node (AS 65001) on ``eth1``/``eth2`` to two leaves; ``same_link_local``: both leaves
+    use the static ``fe80::1`` on their port to the node (no address of the kernel's), as many
+    fabrics configure every leaf."""
     node = lab.namespace("node1")
     leaves, routers, hosts = [], [], []
     for index in (1, 2):
         leaf = lab.namespace(f"leaf{index}")
         host = lab.namespace(f"host{index}")
         lab.link(node, f"eth{index}", leaf, "eth1")
+        if same_link_local:
+            leaf.run("sysctl", "-qw", "net.ipv6.conf.eth1.addr_gen_mode=1")  # none of its own
+            leaf.ip("-6", "addr", "flush", "dev", "eth1", "scope", "link")
+            leaf.ip("-6", "addr", "add", f"{SHARED_LINK_LOCAL}/64", "dev", "eth1", "nodad")
         lab.link(leaf, "eth2", host, "eth1")
         for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
             leaf.run("sysctl", "-qw", key)
@@ -76,8 +93,8 @@ def build_hybrid(lab: Lab, bfd_leaves: tuple[bool, bool] = (False, False)) -> Hy
         host.ip("-6", "route", "add", "default", "via", f"fd01:{index}::1")
         bfd = bfd_leaves[index - 1]
         leaf_config = unnumbered_leaf(
-            f"leaf{index}", 65100 + index, f"10.255.0.{index}", ["eth1"], bfd=bfd
-        )
+            f"leaf{index}", leaf_as[index - 1], f"10.255.0.{index}", ["eth1"], bfd=bfd
+        ).replace(" remote-as external", f" remote-as {remote_as}")
         daemons = ("zebra", "bgpd", "bfdd") if bfd else ("zebra", "bgpd")
         routers.append(lab.frr(leaf, leaf_config, daemons=daemons))
         leaves.append(leaf)
@@ -96,17 +113,23 @@ def hybrid_config(lab: Lab) -> dict[str, Any]:
     }
 
 
-def start_node(fabric: HybridFabric) -> Cosmolet:
+def web(ready: bool = True, **kw: Any) -> list[dict[str, Any]]:
+    """The dual-stack Service "web", with an EndpointSlice per family."""
+    return [
+        service("web", cluster_ips=(SERVICE_V4, SERVICE_V6), **kw),
+        *family_slices("web", (SERVICE_V4, SERVICE_V6), ready=ready),
+    ]
+
+
+def start_node(
+    fabric: HybridFabric, objects: list[dict[str, Any]] | None = None, **bgp: Any
+) -> Cosmolet:
     config = hybrid_config(fabric.lab)
+    config["bgp"].update(bgp)
     zebra_conf = frr_config.render(validate(config), ["eth1", "eth2"])
     fabric.lab.frr(fabric.node, zebra_conf, daemons=("zebra",))
     node = Cosmolet(fabric.node, fabric.lab.workdir / "node1-agent", config)
-    node.set_objects(
-        [
-            service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)),
-            *family_slices("web", (SERVICE_V4, SERVICE_V6)),
-        ]
-    )
+    node.set_objects(web() if objects is None else objects)
     return node.start()
 
 
@@ -158,15 +181,63 @@ def test_unnumbered_sessions_routes_and_pings(hybrid: HybridFabric) -> None:
         assert wait_for(partial(hybrid.ping, host, SERVICE_V6), 10)
 
     # Unhealthy: withdrawn from both leaves.
-    node.set_objects(
-        [
-            service("web", cluster_ips=(SERVICE_V4, SERVICE_V6)),
-            *family_slices("web", (SERVICE_V4, SERVICE_V6), ready=False),
-        ]
-    )
+    node.set_objects(web(ready=False))
     for index in (0, 1):
         wait_for(partial(hybrid.via, index, SERVICE_V4, None), 10)
     assert node.stop(signal.SIGTERM) is not None
+
+
+def test_two_leaves_with_the_same_link_local_each_get_the_next_hop_of_their_link(
+    lab: Lab,
+) -> None:
+    """Both leaves are fe80::1 on their port: each ExaBGP neighbor must be sent its own link's
+    next hop (a line to "neighbor fe80::1" went to both with one link's next hop, which the
+    other leaf accepted and blackholed), and a withdraw must reach both."""
+    fabric = build_hybrid(lab, same_link_local=True)
+    node = start_node(fabric)
+    for index in (0, 1):
+        wait_for(partial(established, fabric.routers[index]), 60, what=f"leaf{index + 1} session")
+    for index in (0, 1):
+        node_ll = fabric.node.link_local(f"eth{index + 1}")
+        for prefix in (SERVICE_V4, SERVICE_V6):
+            wait_for(
+                partial(fabric.via, index, prefix, node_ll),
+                20,
+                what=f"leaf{index + 1} {prefix} via {node_ll}",
+            )
+        paths = fabric.routers[index].json(f"show bgp ipv4 unicast {SERVICE_V4}/32 json")
+        assert {hop["ip"] for path in paths["paths"] for hop in path["nexthops"]} == {node_ll}
+    # One series per session, named by its link.
+    samples = metric_samples(fabric.node)
+    names = [f"{SHARED_LINK_LOCAL}%eth1", f"{SHARED_LINK_LOCAL}%eth2"]
+    for name in names:
+        assert samples["cosmolet_bgp_session_up", (("peer", name),)] == 1.0
+        for family in ("ipv4", "ipv6"):
+            key = ("cosmolet_routes_advertised", (("family", family), ("peer", name)))
+            assert samples[key] == 1.0
+
+    node.set_objects(web(ready=False))
+    for index in (0, 1):
+        for prefix in (SERVICE_V4, SERVICE_V6):
+            wait_for(partial(fabric.via, index, prefix, None), 10, what=f"leaf{index + 1} {prefix}")
+    assert node.stop(signal.SIGTERM) is not None
+
+
+def test_an_auto_peer_that_is_ibgp_gets_local_preference_and_no_prepends(lab: Lab) -> None:
+    """The leaves are in our AS (``remote-as internal``) and ``peerAsn`` is auto: the OPEN says
+    iBGP, so the local preference goes out and our AS is not prepended (the leaf would discard
+    the path as a loop)."""
+    fabric = build_hybrid(lab, leaf_as=(65001, 65001), remote_as="internal")
+    tuned = {"cosmolet.io/as-path-prepend": "2", "cosmolet.io/local-preference": "300"}
+    node = start_node(fabric, web(annotations=tuned), localPreference=150)
+    for index in (0, 1):
+        wait_for(partial(established, fabric.routers[index]), 60, what=f"leaf{index + 1} session")
+        wait_for(partial(fabric.has_route, index, SERVICE_V4), 20, what=f"leaf{index + 1} route")
+        path = fabric.routers[index].json(f"show bgp ipv4 unicast {SERVICE_V4}/32 json")["paths"][0]
+        assert path["locPrf"] == 300
+        assert path["aspath"]["string"] in {"", "Local"}
+    opens = [line for line in node.logs() if line.get("event") == "peer open"]
+    assert sorted(line["asn"] for line in opens) == [65001, 65001]
 
 
 def test_link_down_and_up_and_a_changed_link_local(hybrid: HybridFabric) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 from lab.netns import Lab, wait_for
@@ -58,6 +59,39 @@ def test_routes_reach_the_leaf_with_next_hop_and_attributes(fabric: NumberedFabr
     wait_for(lambda: "fd00:96::11/128" in fabric.fib(6), 10)
     route = fabric.leaf.ip_json("route", "show", "10.96.0.10/32")[0]
     assert route["gateway"] == fabric.NODE_V4
+
+
+def test_peers_without_local_address_unreachable_at_start_cause_no_error_in_exabgp(
+    fabric: NumberedFabric,
+) -> None:
+    """Without ``local-address`` ExaBGP learns its own address at its first connection and,
+    until then, fails with an AttributeError on every ``next-hop self`` the agent sends: the
+    first plan, when the leaf does not answer at start. ``start`` renders the kernel's source
+    address toward each such peer, so nothing fails and the routes arrive with it as next hop."""
+    node = fabric.cosmolet()
+    node.config["bgp"]["peers"] = [
+        {key: value for key, value in peer.items() if key != "localAddress"}
+        for peer in node.config["bgp"]["peers"]
+    ]
+    node.__post_init__()
+    node.set_objects(BASE)
+    leaf_addresses = [("-4", f"{fabric.LEAF_V4}/31"), ("-6", f"{fabric.LEAF_V6}/127")]
+    for family, address in leaf_addresses:  # the leaf does not answer: connections hang
+        fabric.leaf.ip(family, "addr", "del", address, "dev", "eth1")
+    node.start()
+    wait_for(lambda: any(line.get("event") == "first plan" for line in node.logs()), 30)
+    time.sleep(1)
+    for family, address in leaf_addresses:
+        fabric.leaf.ip(family, "addr", "add", address, "dev", "eth1", "nodad")
+    fabric.wait_rib({"10.96.0.10/32", "10.96.0.11/32"}, timeout=40)
+    fabric.wait_rib({"fd00:96::11/128"}, "ipv6")
+    assert fabric.next_hops("10.96.0.10/32") == {fabric.NODE_V4}
+    assert fabric.NODE_V6 in fabric.next_hops("fd00:96::11/128", "ipv6")
+    rendered = (node.directory / "run" / "exabgp.conf").read_text()
+    assert f"local-address {fabric.NODE_V4};" in rendered
+    assert f"local-address {fabric.NODE_V6};" in rendered
+    log = node.log.read_text()
+    assert "problem with function" not in log and "has no attribute" not in log
 
 
 def test_local_preference_on_an_ibgp_session(lab: Lab) -> None:
