@@ -7,6 +7,7 @@ finds its route, and writes what the handler returns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -43,6 +44,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("LAB_APISERVER_VERBOSE"):
             super().log_message(format, *args)
+
+    def handle(self) -> None:
+        # A TLS client that closes without close_notify (Go's, often) makes the next read or
+        # write raise this rather than BrokenPipeError: it went away, nobody is left to answer.
+        with contextlib.suppress(ssl.SSLEOFError):
+            super().handle()
 
     def do_GET(self) -> None:
         self._dispatch("GET")

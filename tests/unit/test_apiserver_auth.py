@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -383,3 +384,24 @@ def test_the_command_line(tmp_path: Path, chart: Path) -> None:
     ]:
         result = subprocess.run([*command, *wrong], capture_output=True, text=True, check=False)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_a_watcher_that_vanishes_is_let_go_quietly(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A TLS client that closes without close_notify (as Go's often do) makes the server's next
+    write fail with SSLEOFError, not BrokenPipeError: no traceback, and the watch is gone."""
+    with serving_tls(tmp_path / "tls", bookmark_seconds=0.05) as secured:
+        context = ssl.create_default_context(cafile=str(secured.ca))
+        request = (
+            "GET /api/v1/services?watch=1&allowWatchBookmarks=true HTTP/1.1\r\nHost: lab\r\n"
+            f"Authorization: Bearer {secured.admin_token}\r\n\r\n"
+        )
+        for _ in range(3):
+            with context.wrap_socket(
+                socket.create_connection(("127.0.0.1", secured.port)), server_hostname="127.0.0.1"
+            ) as tls:
+                tls.sendall(request.encode())
+                assert tls.recv(64).startswith(b"HTTP/1.1 200")
+        wait_for(lambda: not secured.store.watchers, 5, what="the watches to end")
+    assert "Traceback" not in capfd.readouterr().err
