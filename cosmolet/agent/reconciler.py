@@ -22,13 +22,14 @@ from dataclasses import replace
 from typing import Protocol
 
 from cosmolet import logs
+from cosmolet.agent import peer_asns
 from cosmolet.agent.answers import Answers
 from cosmolet.agent.inputs import Drain, Event, NeighborsChanged, Refused, RoutesChanged, Stop
 from cosmolet.agent.journal import Journal
 from cosmolet.agent.reconciler_view import ReconcilerView
 from cosmolet.agent.report import Reconciled
 from cosmolet.agent.speaker import Changes, SessionState, Speaker
-from cosmolet.config.schema import Config
+from cosmolet.config.schema import Config, Mode
 from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Delta, Link, Plan, Route, Skip
@@ -91,6 +92,9 @@ class Reconciler(ReconcilerView):
         self.links: frozenset[Link] | None = None
         self.agent_command = [sys.executable, "-m", "cosmolet", *sys.argv[1:]]
         self._warned: set[str] = set()
+        self._peer_asns_path = RuntimePaths(config.runtime_dir).root / peer_asns.FILE
+        if config.mode is Mode.HYBRID:  # only hybrid sessions have an ``auto`` AS
+            self.speaker.peer_asns.update(peer_asns.load(self._peer_asns_path))
         stale = journal.load()
         if stale:
             log.info("restoring prefixes a previous agent may have announced", count=len(stale))
@@ -166,7 +170,10 @@ class Reconciler(ReconcilerView):
             self._write(Reconciled("peer " + str(event.state), changes, dry_run=self._dry))
         elif isinstance(event, PeerOpen):
             log.info("peer open", peer=event.peer, local=event.local, asn=event.asn)
+            known = dict(self.speaker.peer_asns)
             self.speaker.peer_open(event)
+            if self.speaker.peer_asns != known:
+                peer_asns.save(self._peer_asns_path, self.speaker.peer_asns)
         elif isinstance(event, Refused):
             self._on_refused(event)
         elif isinstance(event, NeighborsChanged):

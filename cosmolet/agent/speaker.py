@@ -25,7 +25,9 @@ Peer sessions move through three states:
   back from ExaBGP's copy; the fault suite caught that).
 
 An ``auto`` peer's AS is learned from its OPEN (``peer_open``): iBGP when it is ours, so local
-preference is sent and AS-path prepends are not.
+preference is sent and AS-path prepends are not. ``peer_asns`` keeps what was learned by ExaBGP
+neighbor (its selector), for the agent to keep across its own restarts: ExaBGP's sessions stay up
+then, and no OPEN comes again.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class Speaker:
 
     def __init__(self, sessions: Iterable[Session], enabled: bool = True) -> None:
         self.peers: dict[str, PeerRib] = {s.name: PeerRib(s) for s in sessions}
+        #: the AS each ``auto`` neighbor's OPEN showed, by selector
+        self.peer_asns: dict[str, int] = {}
         self.enabled = enabled
         self.desired: dict[str, Route] = {}
         self.plan_ready = False
@@ -128,7 +132,8 @@ class Speaker:
                 del self.peers[name]
         for name, session in wanted.items():
             if name not in self.peers:
-                self.peers[name] = PeerRib(session, state=state)
+                known = self.peer_asns.get(session.selector)
+                self.peers[name] = PeerRib(session, state=state, peer_as=known)
 
     def restore(self, prefixes: Iterable[str]) -> None:
         """Prefixes a previous agent may have left in ExaBGP: withdrawn unless still wanted."""
@@ -195,7 +200,7 @@ class Speaker:
         re-assertion then carries the attributes for that kind of session)."""
         rib = self._rib_of(event.peer, event.local)
         if rib is not None and rib.session.peer_as is None:
-            rib.peer_as = event.asn
+            rib.peer_as = self.peer_asns[rib.session.selector] = event.asn
 
     def rejected(self, command: Command) -> list[str]:
         """ExaBGP refused ``command``: what it carried is unknown for that peer (never claimed,
