@@ -4,7 +4,9 @@ It alone owns the speaker (what each peer was sent), the flap hold, the journal 
 pipe. Each turn takes every event queued meanwhile (a burst of cluster changes coalesces into
 one delta), writes the commands, and hands one ``Reconciled`` report to its observers (metrics,
 the change log, Kubernetes Events). A slow ExaBGP that blocks the pipe delays commands but
-never the watch, and never builds a backlog.
+never the watch, and never builds a backlog. Each line written is expected to be answered
+(``cosmolet.agent.answers``); a line ExaBGP refuses comes back as ``Refused``, and what it
+carried is then neither claimed nor forgotten: the next plan sends it again.
 
 Nothing an input can contain stops this loop: a failure while handling one event is logged and
 the loop goes on, since ExaBGP exits after five deaths of its API process in a minute and a crash
@@ -345,9 +347,9 @@ class Reconciler(ReconcilerView):
         clashing = exabgp_config.distinct_links(links)[1]
         if clashing:
             log.error(
-                "fabric links where the switch and the node both use a link-local of another "
-                "link: ExaBGP cannot tell them apart, so they are not peered; give the node's "
-                "interfaces distinct link-local addresses",
+                "fabric links with the same pair of switch and node link-locals as another "
+                "link: ExaBGP cannot tell them apart, so only the first is peered; give the "
+                "node's fabric interfaces distinct link-local addresses",
                 interfaces=[link.interface for link in clashing],
             )
         self.speaker.set_sessions(
