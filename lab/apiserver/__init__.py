@@ -17,6 +17,8 @@ cosmolet reads, and is itself tested with the official ``kubernetes`` client and
 For fault tests: ``POST /lab/drop-watches`` closes every watch, ``POST /lab/compact`` forgets the
 history (the next rewatch from an old resourceVersion gets 410), and ``--state FILE`` saves the
 objects on exit and loads them on start, so a restart keeps the cluster but not its history.
+``GET /lab/watch-stats`` (``Store.watch_stats()``) counts what watches sent: events and bytes by
+event type, in total since the start and per open watch (the fleet benchmark's fan-out figures).
 
 ``--listen-netns NS`` also serves on 127.0.0.1 inside network namespace NS (the lab's nodes),
 so one server and one kubeconfig serve the host and every node.

@@ -117,8 +117,10 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             for event in stream.events:
                 data = json.dumps(event).encode() + b"\n"
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                chunk = f"{len(data):x}\r\n".encode() + data + b"\r\n"
+                self.wfile.write(chunk)
                 self.wfile.flush()
+                stream.sent(str(event.get("type")), len(chunk))
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         finally:

@@ -78,6 +78,8 @@ class Stream:
     events: Iterable[JSON]
     close: Callable[[], None] = lambda: None
     keep_alive: bool = True  # False: close the connection after it (a watch)
+    #: told of each event written: its type and the bytes it took on the connection
+    sent: Callable[[str, int], None] = lambda _type, _size: None
 
 
 Reply = tuple[int, JSON] | Stream
@@ -130,6 +132,10 @@ def _drop_watches(context: Context, _: Request) -> Reply:
 def _compact(context: Context, _: Request) -> Reply:
     context.store.compact()
     return 200, {"compactedBelow": context.store.compacted_rv}
+
+
+def _watch_stats(context: Context, _: Request) -> Reply:
+    return 200, context.store.watch_stats()
 
 
 def _group_version(_: Context, request: Request) -> Reply:
@@ -236,13 +242,17 @@ def _watch(context: Context, query: dict[str, str], watcher: Watcher) -> Reply:
     except ApiError as error:
         if error.code != 410:
             raise
-        return Stream([{"type": "ERROR", "object": error.status()}])
+        return Stream(
+            [{"type": "ERROR", "object": error.status()}],
+            sent=lambda kind, size: store.record_sent(None, kind, size),
+        )
     deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
     bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
     return Stream(
         _watch_events(context, watcher, backlog, deadline, bookmarks),
         close=lambda: store.unwatch(watcher),
         keep_alive=False,
+        sent=lambda kind, size: store.record_sent(watcher, kind, size),
     )
 
 
@@ -341,6 +351,7 @@ ROUTES: list[Route] = [
     Route("GET", "/version", lambda _, __: (200, resources.version_info())),
     Route("POST", "/lab/drop-watches", _drop_watches),
     Route("POST", "/lab/compact", _compact),
+    Route("GET", "/lab/watch-stats", _watch_stats),
     Route("GET", "/openapi/v2", _openapi_v2),
     Route("GET", "/openapi/v3", lambda _, __: (200, openapi.v3_index())),
     Route("GET", "/openapi/v3/api/{version}", _openapi_v3),

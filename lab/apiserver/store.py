@@ -55,6 +55,30 @@ class Event:
 
 
 @dataclass
+class Sent:
+    """What watches sent, by event type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR): events, and
+    bytes as written to the connection (each event's whole chunk: size line, JSON line, CRLF).
+    The fleet benchmark reads it to show how a Service change fans out to every watching node."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, event_type: str, size: int) -> None:
+        self.events[event_type] = self.events.get(event_type, 0) + 1
+        self.bytes[event_type] = self.bytes.get(event_type, 0) + size
+
+    def as_json(self) -> JSON:
+        return {
+            "events": sum(self.events.values()),
+            "bytes": sum(self.bytes.values()),
+            "byType": {
+                kind: {"events": count, "bytes": self.bytes[kind]}
+                for kind, count in sorted(self.events.items())
+            },
+        }
+
+
+@dataclass
 class Watcher:
     """One open watch: what it selects, and the queue its events go to (``None``: dropped)."""
 
@@ -63,12 +87,23 @@ class Watcher:
     label_selector: LabelSelector | None
     field_selector: list[tuple[str, str, str]]
     events: queue.Queue[Event | None] = field(default_factory=queue.Queue)
+    id: int = 0  # given by ``Store.watch``
+    sent: Sent = field(default_factory=Sent)
 
     def wants(self, obj: JSON) -> bool:
         namespace = obj.get("metadata", {}).get("namespace", "")
         if self.namespace is not None and namespace != self.namespace:
             return False
         return matches(obj, self.label_selector, self.field_selector)
+
+    def stats(self) -> JSON:
+        return {
+            "id": self.id,
+            "resource": self.resource.plural,
+            "namespace": self.namespace,
+            "fieldSelector": ",".join(f"{k}{op}{v}" for k, op, v in self.field_selector),
+            **self.sent.as_json(),
+        }
 
 
 class Store:
@@ -81,6 +116,8 @@ class Store:
         self.history: deque[Event] = deque(maxlen=history)
         self.compacted_rv = 1  # watches from a resourceVersion below this get 410
         self.watchers: list[Watcher] = []
+        self.watches_opened = 0
+        self.sent = Sent()  # by every watch, the closed ones too
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -239,8 +276,26 @@ class Store:
                     and event.resource == watcher.resource
                     and watcher.wants(event.obj)
                 ]
+            self.watches_opened += 1
+            watcher.id = self.watches_opened
             self.watchers.append(watcher)
             return backlog
+
+    def record_sent(self, watcher: Watcher | None, event_type: str, size: int) -> None:
+        """Count one event written to a watch (``None``: a watch refused with an ERROR event)."""
+        with self.lock:
+            self.sent.add(event_type, size)
+            if watcher is not None:
+                watcher.sent.add(event_type, size)
+
+    def watch_stats(self) -> JSON:
+        """Events and bytes sent by all watches since the start, and by each open one."""
+        with self.lock:
+            return {
+                "total": self.sent.as_json(),
+                "watchesOpened": self.watches_opened,
+                "watches": [watcher.stats() for watcher in self.watchers],
+            }
 
     def unwatch(self, watcher: Watcher) -> None:
         with self.lock, contextlib.suppress(ValueError):
