@@ -121,6 +121,7 @@ class Launch:
             lines.append(f"mount -t tmpfs -o mode=0755 host-root-veneer {root}/root")
             for tree in self.veneer:
                 lines.append(f"mkdir -p {root}{tree} && mount --rbind {tree} {root}{tree}")
+                lines.append(f"mount -o remount,bind,ro {root}{tree}")  # the host's, not ours
         for entries, name in zip(self.accounts, ("passwd", "group"), strict=True):
             if entries:
                 lines.append(f"printf '%s\\n' {shlex.join(entries)} >> {root}/etc/{name}")
