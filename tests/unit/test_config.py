@@ -244,7 +244,7 @@ def test_what_is_still_accepted() -> None:
                 "interfaces": ["eth1", "x" * 15, "enp[0-9]s[0-9]f[0-9]*", "swp?"],
                 "peers": [
                     {"address": "fe80::1", "asn": 65101},  # unscoped link-local, as before
-                    {"address": "192.0.2.1", "asn": 65101, "families": ["ipv4", "ipv6"]},
+                    {"address": "192.0.2.1", "asn": 65101, "families": ["ipv4"]},
                     {"address": "2001:db8::1", "asn": 65101, "localAddress": "2001:db8::2"},
                 ],
             },
