@@ -216,6 +216,12 @@ def in_cluster_get(runner: PodRunner, *paths: str) -> list[int]:
     return [int(line) for line in result.stdout.split()]
 
 
+def agent_log(runner: PodRunner) -> list[dict[str, Any]]:
+    """The cosmolet container's JSON log lines (``kubectl logs``)."""
+    lines = runner.log("cosmolet").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
 def report(case: str, ready: float, learned: float) -> None:
     """The figures, for ``pytest -s``: from the pod's creation to Ready, and to the routes at
     the fabric (they may come before the readiness probe's first success)."""
@@ -405,6 +411,9 @@ def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab) -> None:
                 lambda: [r.vtysh("show bfd peers") for r in leaves],
             )
             print(f"hybrid values: BFD up at both leaves {bfd:.2f}s after Ready")
+            events = [line.get("event") for line in agent_log(runner)]
+            assert "BFD peers updated" in events
+            assert "vtysh refused the BFD peers" not in events
         assert runner.states["frr"].exit_codes == [0]  # the sidecar stopped FRR on SIGTERM
         assert runner.states["cosmolet"].exit_codes == [0]
         assert runner.states["frr-config"].exit_codes == [0]
