@@ -37,7 +37,9 @@ the container's PATH, the interpreter's tree under ``/root`` (pyenv, mode 0700) 
 container's root, the image's named groups (``groupadd`` in the Dockerfile: frrvty is 10003)
 are the host's groups of those names, and the image's users and groups the host lacks (uid
 10001, ``cosmolet``) are added to the container's own /etc/passwd and /etc/group. Image mode
-(``--image``) runs a built image's filesystem and config instead, and translates nothing.
+runs a built image's filesystem and config instead, and translates nothing: ``--image-archive``
+takes a ``docker save`` archive (``make image`` writes ``build/cosmolet-VERSION.tar``) and
+needs no engine; ``--image`` takes an image of the engine at ``DOCKER_HOST``.
 
     helm template cosmolet charts/cosmolet -n cosmolet-system --set ... > pod.yaml
     python -m lab.pod -f pod.yaml -f secrets.yaml --netns NS --node NAME --node-ip IP \\

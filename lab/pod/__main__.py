@@ -66,8 +66,15 @@ def parser() -> argparse.ArgumentParser:
         help="DIR/token and DIR/ca.crt: the pod's ServiceAccount credentials "
         "(python -m lab.apiserver --tls-dir writes them)",
     )
-    parse.add_argument(
-        "--image", help="image mode: run this built image (docker) instead of the host's install"
+    images = parse.add_mutually_exclusive_group()
+    images.add_argument(
+        "--image", help="image mode: this image of the docker engine, instead of the host's install"
+    )
+    images.add_argument(
+        "--image-archive",
+        type=Path,
+        metavar="TAR",
+        help="image mode without an engine: a docker save archive (make image writes one)",
     )
     parse.add_argument(
         "--dockerfile", type=Path, default=DOCKERFILE, help="host mode: ENTRYPOINT, CMD, USER"
@@ -84,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     labels = dict(label.split("=", 1) for label in args.node_label)
     node = LabNode(args.node, args.netns, tuple(args.node_ip), labels)
-    image = Image.from_docker(args.image) if args.image else Image.from_dockerfile(args.dockerfile)
+    if args.image:
+        image = Image.from_docker(args.image)
+    elif args.image_archive:
+        image = Image.from_archive(args.image_archive)
+    else:
+        image = Image.from_dockerfile(args.dockerfile)
     account = None
     if args.service_account_dir:
         account = ServiceAccount(

@@ -2,14 +2,13 @@
 directory, and its root filesystem.
 
 Host mode reads them from the Dockerfile and runs the host's install of cosmolet on the host's
-root filesystem (an overlay of it); image mode reads them from a built image (``docker image
-inspect``) and runs on that image's filesystem, unpacked once (``docker export``) into a cache.
+root filesystem (an overlay of it); image mode reads them from a built image, a ``docker save``
+archive or an engine's image, and runs on that image's filesystem (``archive``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -18,9 +17,9 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-#: Where image mode unpacks images, one directory per image id.
-IMAGE_CACHE = Path("/var/tmp/cosmolet-lab-pod-images")
+from lab.pod.archive import IMAGE_CACHE, unpack
 
 
 @dataclass(frozen=True)
@@ -93,9 +92,8 @@ class Image:
             if "--uid" in options
         }
         name, _, group = user.partition(":")
-        uid = (
-            int(name) if name.isdigit() else next(u for u, a in accounts.items() if a.name == name)
-        )
+        by_user = {account.name: uid for uid, account in accounts.items()}
+        uid = int(name) if name.isdigit() else by_user[name]
         if group:
             gid = int(group)
         elif uid in accounts:
@@ -105,64 +103,46 @@ class Image:
         return cls(entrypoint, cmd, uid, gid, env, working_dir, groups, accounts)
 
     @classmethod
+    def from_archive(cls, archive: Path, cache: Path = IMAGE_CACHE) -> Image:
+        """A ``docker save`` archive (``make image`` writes one): its config, and its layers
+        unpacked once into ``cache``."""
+        config, rootfs = unpack(archive, cache)
+        return cls.from_config(config, rootfs)
+
+    @classmethod
     def from_docker(cls, reference: str, cache: Path = IMAGE_CACHE) -> Image:
-        """A built image: its config from ``docker image inspect`` and its filesystem unpacked
-        (as root, owners kept) into ``cache/<image id>`` the first time it is used."""
-        (info,) = json.loads(_docker("image", "inspect", reference))
-        config = info["Config"]
-        rootfs = cache / info["Id"].replace(":", "-") / "rootfs"
-        if not rootfs.exists():
-            _unpack(reference, rootfs)
-        passwd = _colon_file(rootfs / "etc/passwd")
+        """An image of the engine at ``DOCKER_HOST`` (or the default socket), through
+        ``docker save``."""
+        docker = shutil.which("docker")
+        if docker is None:
+            raise RuntimeError("image mode needs the docker CLI and an engine (or --image-archive)")
+        with tempfile.TemporaryDirectory(prefix="lab-pod-save-") as scratch:
+            archive = Path(scratch) / "image.tar"
+            subprocess.run([docker, "save", f"--output={archive}", reference], check=True)
+            return cls.from_archive(archive, cache)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], rootfs: Path) -> Image:
+        """From an image's config (``Entrypoint``, ``Cmd``, ``User``, ``Env``, ``WorkingDir``)
+        and its unpacked filesystem, whose /etc/passwd and /etc/group name the user."""
         groups = {int(row[2]): row[0] for row in _colon_file(rootfs / "etc/group")}
+        users = {row[0]: (int(row[2]), int(row[3])) for row in _colon_file(rootfs / "etc/passwd")}
         name, _, group = (config.get("User") or "0").partition(":")
-        users = {row[0]: (int(row[2]), int(row[3])) for row in passwd}
-        by_uid = {uid: gid for uid, gid in users.values()}
         uid = int(name) if name.isdigit() else users[name][0]
         if group:
             gid = int(group) if group.isdigit() else {v: k for k, v in groups.items()}[group]
         else:
-            gid = by_uid.get(uid, 0)
-        env = dict(item.split("=", 1) for item in config.get("Env") or [])
+            gid = {u: g for u, g in users.values()}.get(uid, 0)
         return cls(
             tuple(config.get("Entrypoint") or ()),
             tuple(config.get("Cmd") or ()),
             uid,
             gid,
-            env,
+            dict(item.split("=", 1) for item in config.get("Env") or []),
             config.get("WorkingDir") or "/",
             groups,
             rootfs=rootfs,
         )
-
-
-def _docker(*args: str) -> str:
-    docker = shutil.which("docker")
-    if docker is None:
-        raise RuntimeError("image mode needs the docker CLI and a running engine")
-    result = subprocess.run([docker, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _unpack(reference: str, rootfs: Path) -> None:
-    """``docker export`` of a created (never started) container, into a temporary directory
-    renamed into place, so that an interrupted unpack is never taken for an image."""
-    rootfs.parent.mkdir(parents=True, exist_ok=True)
-    container = _docker("create", reference).strip()
-    staging = Path(tempfile.mkdtemp(dir=rootfs.parent, prefix="unpack-"))
-    try:
-        export = subprocess.Popen(["docker", "export", container], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["tar", "-x", "--numeric-owner", "-C", str(staging)], stdin=export.stdout, check=True
-        )
-        if export.wait() != 0:
-            raise RuntimeError(f"docker export {container} exited {export.returncode}")
-        os.rename(staging, rootfs)
-    finally:
-        _docker("rm", container)
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _accounts(run: str, groups: dict[int, str], users: dict[str, dict[str, str]]) -> None:

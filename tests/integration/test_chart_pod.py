@@ -6,16 +6,22 @@ each values file in ``charts/cosmolet/ci``. Nothing is overridden: the fabric is
 addresses, AS numbers and interface names those values name (the ToRs at 10.0.0.1/10.0.0.3 and
 fd00::1, the fabric ports ``swp*`` and ``eth1``). The node's own address (its InternalIP,
 ``status.hostIP``) is on its loopback; readiness is probed there, as the kubelet does.
+
+Each case runs twice: in host mode (the host's install, the Dockerfile's ENTRYPOINT, CMD and
+USER) and in image mode, on the built image's own filesystem (``make image`` saves it to
+``build/cosmolet-VERSION.tar``; skipped without it).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shlex
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,11 +120,31 @@ def cluster(lab: Lab, documents: list[dict[str, Any]], node: Namespace) -> Itera
         )
 
 
+def image_archive() -> Path:
+    """The built image, as ``make image`` saves it (or ``COSMOLET_IMAGE_ARCHIVE``)."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    default = ROOT / "build" / f"cosmolet-{version}.tar"
+    return Path(os.environ.get("COSMOLET_IMAGE_ARCHIVE", default))
+
+
+@pytest.fixture(params=["host", "image"])
+def image(request: pytest.FixtureRequest) -> Image:
+    """Host mode: the host's install with the Dockerfile's ENTRYPOINT, CMD and USER. Image
+    mode: the built image's own filesystem and config, when an archive of it is here."""
+    if request.param == "host":
+        return Image.from_dockerfile(ROOT / "Dockerfile")
+    archive = image_archive()
+    if not archive.exists():
+        pytest.skip(f"image mode: no {archive} (make image saves it)")
+    return Image.from_archive(archive)
+
+
 def pod(
     lab: Lab,
     documents: list[dict[str, Any]],
     node: Namespace,
     api: Cluster,
+    image: Image,
     labels: dict[str, str] | None = None,
     extra: tuple[dict[str, Any], ...] = (),
 ) -> PodRunner:
@@ -128,7 +154,7 @@ def pod(
         [*documents, *extra],
         LabNode.from_object(node_object, node.name),
         lab.workdir / "pod",
-        Image.from_dockerfile(ROOT / "Dockerfile"),
+        image,
         api.endpoint,
         api.account,
     )
@@ -222,10 +248,17 @@ def agent_log(runner: PodRunner) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def report(case: str, ready: float, learned: float) -> None:
+def report(case: str, image: Image, ready: float, learned: float) -> None:
     """The figures, for ``pytest -s``: from the pod's creation to Ready, and to the routes at
     the fabric (they may come before the readiness probe's first success)."""
-    print(f"{case}: Ready after {ready:.2f}s; routes at the fabric {learned:.2f}s after creation")
+    print(
+        f"{case} ({mode(image)}): Ready after {ready:.2f}s; "
+        f"routes at the fabric {learned:.2f}s after creation"
+    )
+
+
+def mode(image: Image) -> str:
+    return "host mode" if image.rootfs is None else "image mode"
 
 
 def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
@@ -250,7 +283,9 @@ def timed(predicate: Any, timeout: float, what: str, *explain: Any) -> float:
     return time.monotonic() - began
 
 
-def test_readme_install_advertises_and_a_graceful_delete_keeps_the_routes(lab: Lab) -> None:
+def test_readme_install_advertises_and_a_graceful_delete_keeps_the_routes(
+    lab: Lab, image: Image
+) -> None:
     documents = render(*readme_install())
     (peer,) = config_of(documents)["bgp"]["peers"]
     assert (peer["address"], peer["asn"]) == ("10.0.0.1", 65000)  # as the README writes it
@@ -258,12 +293,12 @@ def test_readme_install_advertises_and_a_graceful_delete_keeps_the_routes(lab: L
     tor1 = tor(lab, node, "tor1", "eth1", [(peer["address"], "10.0.0.0", 31)], peer["asn"])
     with cluster(lab, documents, node) as api:
         api.web()
-        with pod(lab, documents, node, api) as runner:
+        with pod(lab, documents, node, api, image) as runner:
             timed(lambda: routes(tor1) == {f"{WEB_V4}/32"}, 60, "tor1 learns web", runner.describe)
             learned = time.monotonic() - runner.created
             ready = runner.wait_ready(60)
             assert readiness_at_node_address(node) == 200
-            report("README install", ready, learned)
+            report("README install", image, ready, learned)
             assert status(runner)["ready"] is True
             # The pod's token is the ServiceAccount's, held to the chart's ClusterRole.
             allowed, denied = "/api/v1/services", "/api/v1/namespaces/cosmolet-system/secrets"
@@ -278,7 +313,9 @@ def test_readme_install_advertises_and_a_graceful_delete_keeps_the_routes(lab: L
         assert routes(tor1) == {f"{WEB_V4}/32"}
 
 
-def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(lab: Lab) -> None:
+def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(
+    lab: Lab, image: Image
+) -> None:
     documents = ci_values("numbered")
     config = config_of(documents)
     peers = {p["address"]: p for p in config["bgp"]["peers"]}
@@ -302,7 +339,7 @@ def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(lab: Lab) 
     v4 = {f"{WEB_V4}/32", f"{WEB_LB}/32"}
     with cluster(lab, documents, node) as api:
         api.web()
-        runner = pod(lab, documents, node, api, extra=(password_secret,))
+        runner = pod(lab, documents, node, api, image, extra=(password_secret,))
         with runner:
             timed(
                 lambda: (
@@ -317,7 +354,7 @@ def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(lab: Lab) 
             learned = time.monotonic() - runner.created
             ready = runner.wait_ready(60)
             assert readiness_at_node_address(node) == 200
-            report("numbered values", ready, learned)
+            report("numbered values", image, ready, learned)
             # withdraw: the routes leave both ToRs at once, well within the grace period, and
             # the pod ends after its drain.
             began = time.monotonic()
@@ -331,7 +368,7 @@ def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(lab: Lab) 
             deleting.join()
             took = time.monotonic() - began
     drain = config["shutdown"]["drainSeconds"]
-    print(f"withdrawn {withdrawn:.2f}s after the delete; the pod ended after {took:.1f}s")
+    print(f"{mode(image)}: withdrawn {withdrawn:.2f}s after the delete, pod ended {took:.1f}s")
     assert withdrawn < drain <= took < runner.pod.grace_seconds
     assert runner.states["cosmolet"].exit_codes == [0]
 
@@ -361,7 +398,7 @@ def commands(runner: PodRunner, container: str) -> set[str]:
     return found
 
 
-def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab) -> None:
+def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab, image: Image) -> None:
     documents = ci_values("hybrid")
     config = config_of(documents)
     assert config["bgp"]["interfaces"] == ["swp*", "eth1"] and config["bgp"]["bfd"]["enabled"]
@@ -371,7 +408,7 @@ def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab) -> None:
     v4 = {f"{WEB_V4}/32", f"{WEB_LB}/32"}
     with cluster(lab, documents, node) as api:
         api.web()
-        with pod(lab, documents, node, api) as runner:
+        with pod(lab, documents, node, api, image) as runner:
             timed(
                 lambda: {"zebra", "bfdd", "watchfrr"} <= commands(runner, "frr"),
                 30,
@@ -393,7 +430,7 @@ def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab) -> None:
             learned = time.monotonic() - runner.created
             ready = runner.wait_ready(60)
             assert readiness_at_node_address(node) == 200
-            report("hybrid values", ready, learned)
+            report("hybrid values", image, ready, learned)
             for index, router in enumerate(leaves, 1):
                 hops = {
                     hop["ip"]
@@ -410,7 +447,7 @@ def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab) -> None:
                 runner.describe,
                 lambda: [r.vtysh("show bfd peers") for r in leaves],
             )
-            print(f"hybrid values: BFD up at both leaves {bfd:.2f}s after Ready")
+            print(f"hybrid values ({mode(image)}): BFD up at both leaves {bfd:.2f}s after Ready")
             events = [line.get("event") for line in agent_log(runner)]
             assert "BFD peers updated" in events
             assert "vtysh refused the BFD peers" not in events
@@ -419,7 +456,7 @@ def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab) -> None:
         assert runner.states["frr-config"].exit_codes == [0]
 
 
-def test_announcement_values_start_ready_and_advertise_nothing(lab: Lab) -> None:
+def test_announcement_values_start_ready_and_advertise_nothing(lab: Lab, image: Image) -> None:
     documents = ci_values("announcement")
     config = config_of(documents)
     assert not config["bgp"]["peers"]  # as published: no fabric to peer with
@@ -437,9 +474,9 @@ def test_announcement_values_start_ready_and_advertise_nothing(lab: Lab) -> None
         )
         with pytest.raises(PodError, match="nodeSelector"):
             refused.start()
-        with pod(lab, documents, node, api, labels=selector) as runner:
+        with pod(lab, documents, node, api, image, labels=selector) as runner:
             ready = runner.wait_ready(60)
-            print(f"announcement values: Ready {ready:.1f}s")
+            print(f"announcement values ({mode(image)}): Ready after {ready:.2f}s")
             assert readiness_at_node_address(node) == 200
             time.sleep(3)  # it stays up: no exit, no restart
             assert runner.current("cosmolet").poll() is None
