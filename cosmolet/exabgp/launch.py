@@ -1,59 +1,139 @@
-"""Start ExaBGP with cosmolet's two adjustments: ``python -m cosmolet.exabgp_launch`` takes
+"""Start ExaBGP with cosmolet's measured adjustments: ``python -m cosmolet.exabgp.launch`` takes
 ExaBGP's own arguments (``cosmolet start`` runs it in place of ``python -m exabgp``).
 
-ExaBGP 5.0.15's reactor resumes at most ``ASYNC.LIMIT = 50`` scheduled items per loop turn
-(``exabgp/reactor/asynchronous.py``), so a batch of announcements leaves in UPDATEs of 50 /32s
-although one 4 KiB UPDATE holds ~800, and a cold start of 10,000 routes pays for 200 UPDATEs and
-200 loop turns instead of 13. No setting reaches it. Raised to ``LIMIT`` here, the same batch
-goes out in full UPDATEs (measured in ``python -m lab.bench coldstart``, stock and tuned side by
-side). Upstream would need the limit as an environment setting (``exabgp.reactor.batch``, say).
+``batch``: ExaBGP 5.0.15's reactor resumes at most ``ASYNC.LIMIT = 50`` scheduled items per loop
+turn (``exabgp/reactor/asynchronous.py``), so a batch of announcements leaves in UPDATEs of 50
+/32s although one 4 KiB UPDATE holds ~800, and a cold start of 10,000 routes pays for 200 UPDATEs
+and 200 loop turns instead of 13. No setting reaches it. Raised to ``LIMIT`` here, the same batch
+goes out in full UPDATEs. Upstream would need the limit as an environment setting
+(``exabgp.reactor.batch``, say). With it goes a supported setting, ``exabgp.reactor.speed`` 5.0
+instead of 1.0: the reactor's idle poll lasts a hundredth of it, so an idle ExaBGP wakes 20
+times a second instead of 100. Any I/O still wakes it at once, and timers (keepalives every
+3 s) run at most 50 ms late. Alone, with 50 items a turn, a longer poll would slow a cold start.
 
-The second is a supported setting, ``exabgp.reactor.speed`` 5.0 instead of 1.0: the reactor's
-idle poll lasts a hundredth of it, so an idle ExaBGP wakes 20 times a second instead of 100
-(idle CPU measured side by side in ``python -m lab.bench footprint``). Any I/O, a command from
-the agent or a BGP message, still wakes it at once, and timers (keepalives every 3 s) run at
-most 50 ms late. It goes with the first: with the stock limit of 50 items a turn, a longer
-idle poll would slow a cold start (a turn per 50 routes, each waiting out the poll).
+``copy``: every announced route goes through ``Neighbor.remove_self`` (``bgp/neighbor.py``),
+which ``deepcopy``-s the whole ``Change``: its NLRI and its path attributes, though every
+prefix of an ``announce attributes ... nlri`` line shares one attribute set. That copy was the
+largest single cost of a cold start (a third of ExaBGP's busy time, see ``exabgp/README.md``)
+and gave each of 100,000 routes its own attribute objects to keep. ``share_attributes``
+replaces it with what the copy is for: the route gets its own ``Change`` and NLRI (whose
+next hop and action are set per neighbor), and the attributes of one line are copied once per
+neighbor (only to put its address in place of ``next-hop self``) and shared by the line's
+routes. A route carrying ExaBGP's internal attributes (watchdog, split, name) takes the stock
+path, since ExaBGP pops those per route. Upstream would need ``remove_self`` to copy only what
+it changes.
 
-Both are applied only to the version they were measured on; any other version runs stock and
-says so on stderr. ``COSMOLET_EXABGP_TUNING=off`` runs stock too, and an ``exabgp.reactor.speed``
-already in the environment is kept.
+Each is applied only to the version it was measured on; any other version runs stock and says
+so on stderr. ``COSMOLET_EXABGP_TUNING=off`` runs stock, and a comma-separated list
+(``batch``, ``copy``) applies only those (for measuring each side by side); an
+``exabgp.reactor.speed`` already in the environment is kept.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-#: ExaBGP versions whose ``ASYNC.LIMIT`` was read and measured.
+#: ExaBGP versions whose internals below were read and measured.
 TUNED_VERSIONS = frozenset({"5.0.15"})
 STOCK_LIMIT = 50
 LIMIT = 1000
 REACTOR_SPEED = "5.0"
 TUNING_ENV = "COSMOLET_EXABGP_TUNING"
+ADJUSTMENTS = ("batch", "copy")
+
+
+def wanted(env: MutableMapping[str, str]) -> tuple[str, ...]:
+    """The adjustments ``COSMOLET_EXABGP_TUNING`` asks for (default: all of them)."""
+    value = env.get(TUNING_ENV, "on").strip().lower()
+    if value in {"", "on", "1", "true", "yes"}:
+        return ADJUSTMENTS
+    if value in {"off", "0", "false", "no"}:
+        return ()
+    return tuple(name for name in ADJUSTMENTS if name in value.replace(" ", "").split(","))
 
 
 def tune(environ: MutableMapping[str, str] | None = None) -> str:
     """Apply the adjustments if they fit (the reactor speed into ``environ``, by default this
     process's environment, which ExaBGP reads next); returns what was done, for the log."""
     env: MutableMapping[str, str] = os.environ if environ is None else environ
-    if env.get(TUNING_ENV, "on").lower() in {"off", "0", "false", "no"}:
-        return f"stock ExaBGP ({TUNING_ENV}=off)"
+    names = wanted(env)
+    if not names:
+        return f"stock ExaBGP ({TUNING_ENV}={env.get(TUNING_ENV)})"
     try:
         installed = version("exabgp")
     except PackageNotFoundError:
         return "stock ExaBGP (version unknown)"
+    from exabgp.bgp.neighbor import Neighbor
     from exabgp.reactor.asynchronous import ASYNC
 
-    if installed not in TUNED_VERSIONS or ASYNC.LIMIT != STOCK_LIMIT:
+    if installed not in TUNED_VERSIONS or ASYNC.LIMIT != STOCK_LIMIT or _shared(Neighbor):
         return (
             f"stock ExaBGP {installed} (the adjustment is for {', '.join(sorted(TUNED_VERSIONS))})"
         )
-    ASYNC.LIMIT = LIMIT
-    speed = env.setdefault("exabgp.reactor.speed", REACTOR_SPEED)
-    return f"ExaBGP {installed} with ASYNC.LIMIT {STOCK_LIMIT} -> {LIMIT}, reactor speed {speed}"
+    done = []
+    if "batch" in names:
+        ASYNC.LIMIT = LIMIT
+        speed = env.setdefault("exabgp.reactor.speed", REACTOR_SPEED)
+        done.append(f"ASYNC.LIMIT {STOCK_LIMIT} -> {LIMIT}, reactor speed {speed}")
+    if "copy" in names:
+        share_attributes()
+        done.append("remove_self without deepcopy")
+    return f"ExaBGP {installed} with " + "; ".join(done)
+
+
+def _shared(neighbor: Any) -> bool:
+    return getattr(neighbor.remove_self, "cosmolet", False) is True
+
+
+def share_attributes() -> None:
+    """Replace ``Neighbor.remove_self`` (see the module docstring); the stock one is kept as
+    ``remove_self.stock``."""
+    from exabgp.bgp.message.update.attribute import Attribute, Attributes, NextHop
+    from exabgp.bgp.neighbor import Neighbor
+
+    stock: Callable[[Any, Any], Any] = Neighbor.remove_self
+    internal = frozenset(Attributes.INTERNAL)
+    next_hop = Attribute.CODE.NEXT_HOP
+
+    def remove_self(self: Any, change: Any) -> Any:
+        attributes = change.attributes
+        if not internal.isdisjoint(attributes):
+            return stock(self, change)
+        own = _clone(change)
+        nlri = own.nlri = _clone(change.nlri)
+        if not nlri.nexthop.SELF:
+            return own
+        address = self.ip_self(nlri.afi)
+        nlri.nexthop = address
+        if next_hop in attributes:
+            # One copy per (neighbor, line): the line's routes arrive one after the other.
+            last = self.__dict__.get("_cosmolet_self")
+            if last is None or last[0] is not attributes or last[1] is not address:
+                copied = _clone(attributes)
+                dict.update(copied, attributes)
+                copied[next_hop] = NextHop(str(address), address.pack())
+                copied._str = copied._idx = copied._json = ""
+                copied._dict = {}
+                last = self.__dict__["_cosmolet_self"] = (attributes, address, copied)
+            own.attributes = last[2]
+        return own
+
+    remove_self.cosmolet = True  # type: ignore[attr-defined]
+    remove_self.stock = stock  # type: ignore[attr-defined]
+    Neighbor.remove_self = remove_self
+
+
+def _clone(obj: Any) -> Any:
+    """A shallow copy of an ExaBGP object's ``__dict__`` (not of a dict's items), made without
+    calling its ``__init__``: ``copy.copy`` without its generic protocol."""
+    cls: Any = type(obj)
+    new = cls.__new__(cls)
+    new.__dict__.update(obj.__dict__)
+    return new
 
 
 def keep_identity() -> bool:

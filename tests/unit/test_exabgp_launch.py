@@ -5,24 +5,43 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+from exabgp.bgp.neighbor import Neighbor
 from exabgp.reactor.asynchronous import ASYNC
 
 from cosmolet.exabgp import launch as exabgp_launch
+
+STOCK_REMOVE_SELF = Neighbor.remove_self
 
 
 @pytest.fixture(autouse=True)
 def _restore() -> object:
     yield
     ASYNC.LIMIT = exabgp_launch.STOCK_LIMIT
+    Neighbor.remove_self = STOCK_REMOVE_SELF
 
 
 def test_applied_to_the_pinned_version() -> None:
     environ: dict[str, str] = {}
-    assert "ASYNC.LIMIT 50 -> 1000, reactor speed 5.0" in exabgp_launch.tune(environ)
+    done = exabgp_launch.tune(environ)
+    assert "ASYNC.LIMIT 50 -> 1000, reactor speed 5.0" in done
+    assert "remove_self without deepcopy" in done
     assert ASYNC().LIMIT == exabgp_launch.LIMIT
     assert environ["exabgp.reactor.speed"] == "5.0"
+    assert Neighbor.remove_self is not STOCK_REMOVE_SELF
+    assert "stock ExaBGP" in exabgp_launch.tune({}), "applied twice"
+
+
+@pytest.mark.parametrize(
+    ("setting", "limit", "copy"),
+    [("batch", exabgp_launch.LIMIT, False), ("copy", exabgp_launch.STOCK_LIMIT, True)],
+)
+def test_one_adjustment_alone(setting: str, limit: int, copy: bool) -> None:
+    exabgp_launch.tune({"COSMOLET_EXABGP_TUNING": setting})
+    assert limit == ASYNC.LIMIT
+    assert (Neighbor.remove_self is not STOCK_REMOVE_SELF) is copy
 
 
 def test_an_operators_reactor_speed_is_kept() -> None:
@@ -34,6 +53,7 @@ def test_off_on_request() -> None:
     environ = {"COSMOLET_EXABGP_TUNING": "off"}
     assert "stock" in exabgp_launch.tune(environ)
     assert ASYNC.LIMIT == exabgp_launch.STOCK_LIMIT
+    assert Neighbor.remove_self is STOCK_REMOVE_SELF
     assert "exabgp.reactor.speed" not in environ
 
 
@@ -69,3 +89,97 @@ def test_an_arbitrary_uid_runs_exabgp_as_nobody_by_name() -> None:
 
     assert daemon_user(0) == "root"
     assert daemon_user(1000680000) == "nobody"  # no passwd entry (OpenShift)
+
+
+# --- remove_self without deepcopy: the same routes as the stock copy -------------------------
+
+NEIGHBOR = """
+neighbor 10.0.1.0 {
+    router-id 10.0.1.1;
+    local-address 10.0.1.1;
+    local-as 65001;
+    peer-as 65101;
+    family { ipv4 unicast; }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def exabgp() -> tuple[Any, Any]:
+    """ExaBGP's configuration with one neighbor, and its API parser."""
+    from exabgp.configuration.configuration import Configuration
+    from exabgp.environment import getenv
+    from exabgp.logger import log
+    from exabgp.reactor.api import API
+
+    log.init(getenv())
+    configuration = Configuration([NEIGHBOR], text=True)
+    assert configuration.reload() is True, configuration.error
+    return configuration, API(configuration)
+
+
+def _parse(exabgp: tuple[Any, Any], attributes: str, prefixes: int = 3) -> tuple[Any, list[Any]]:
+    configuration, api = exabgp
+    (name,) = configuration.neighbors
+    nlri = " ".join(f"10.96.0.{index}/32" for index in range(1, prefixes + 1))
+    changes = api.api_attributes(f"announce attributes {attributes} nlri {nlri}", [name])
+    assert len(changes) == prefixes
+    return configuration.neighbors[name], changes
+
+
+def _same_route(ours: Any, stock: Any) -> None:
+    assert ours.index() == stock.index()
+    assert ours.extensive() == stock.extensive()
+    assert str(ours.nlri.nexthop) == str(stock.nlri.nexthop)
+    assert ours.attributes.index() == stock.attributes.index()
+    assert ours.attributes == stock.attributes
+
+
+def test_next_hop_self_routes_equal_the_stock_copy(exabgp: tuple[Any, Any]) -> None:
+    neighbor, changes = _parse(exabgp, "next-hop self med 10 community [65001:1 65001:2]")
+    before = [change.extensive() for change in changes]
+    exabgp_launch.share_attributes()
+    ours = [neighbor.remove_self(change) for change in changes]
+    stock = [STOCK_REMOVE_SELF(neighbor, change) for change in changes]
+    for mine, theirs in zip(ours, stock, strict=True):
+        _same_route(mine, theirs)
+        assert "next-hop 10.0.1.1" in mine.extensive()
+    # each route its own Change and NLRI; the line's attributes copied once and shared
+    assert len({id(change) for change in ours}) == len({id(c.nlri) for c in ours}) == 3
+    assert len({id(change.attributes) for change in ours}) == 1
+    assert ours[0].attributes is not changes[0].attributes
+    # what was parsed is left as it was (ExaBGP injects it into every matching neighbor)
+    assert [change.extensive() for change in changes] == before
+    assert all(change.nlri.nexthop.SELF for change in changes)
+
+
+def test_an_explicit_next_hop_shares_the_parsed_attributes(exabgp: tuple[Any, Any]) -> None:
+    neighbor, changes = _parse(exabgp, "next-hop 10.0.1.1 community [65001:1]")
+    exabgp_launch.share_attributes()
+    ours = [neighbor.remove_self(change) for change in changes]
+    for mine, change in zip(ours, changes, strict=True):
+        _same_route(mine, STOCK_REMOVE_SELF(neighbor, change))
+        assert mine.attributes is change.attributes
+        assert mine is not change and mine.nlri is not change.nlri
+
+
+def test_the_nlri_of_a_route_is_its_own(exabgp: tuple[Any, Any]) -> None:
+    """ExaBGP sets the action on the route it queues: another route must not see it."""
+    from exabgp.bgp.message import Action
+
+    neighbor, changes = _parse(exabgp, "next-hop self")
+    exabgp_launch.share_attributes()
+    first, second = (neighbor.remove_self(change) for change in changes[:2])
+    first.nlri.action = Action.WITHDRAW
+    assert second.nlri.action != Action.WITHDRAW
+    assert changes[0].nlri.action != Action.WITHDRAW
+
+
+def test_internal_attributes_take_the_stock_copy(exabgp: tuple[Any, Any]) -> None:
+    """ExaBGP pops its internal attributes (watchdog, name...) per route: not shared."""
+    neighbor, changes = _parse(exabgp, "next-hop self name web")
+    exabgp_launch.share_attributes()
+    ours = [neighbor.remove_self(change) for change in changes]
+    assert len({id(change.attributes) for change in ours}) == 3
+    for mine, change in zip(ours, changes, strict=True):
+        _same_route(mine, STOCK_REMOVE_SELF(neighbor, change))
