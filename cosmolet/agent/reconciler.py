@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from cosmolet import logs
-from cosmolet.agent import peer_asns
+from cosmolet.agent import first_list, peer_asns
 from cosmolet.agent.answers import Answers
 from cosmolet.agent.inputs import Drain, Event, NeighborsChanged, Refused, RoutesChanged, Stop
 from cosmolet.agent.journal import Journal
@@ -200,6 +200,9 @@ class Reconciler(ReconcilerView):
     def _on_routes_changed(self) -> None:
         if self.draining:
             return
+        if not self.state.readiness.synced:  # the first list, still paging in
+            self._write(first_list.announce(self.state, self.speaker, self._dry))
+            return
         started = self.clock()
         delta, caused_at = self.state.take_delta()
         refusals, dropped = self.state.take_refusals()
@@ -208,15 +211,8 @@ class Reconciler(ReconcilerView):
         retry = self.speaker.needs_resync or self.speaker.retry_pending
         if not delta and self.first_sent and not retry:
             if refusals or dropped:
-                self._write(
-                    Reconciled(
-                        "plan",
-                        Changes(),
-                        refusals=tuple(refusals),
-                        refusals_dropped=dropped,
-                        dry_run=self._dry,
-                    )
-                )
+                report = Reconciled("plan", Changes(), refusals=tuple(refusals))
+                self._write(replace(report, refusals_dropped=dropped, dry_run=self._dry))
             return
         first_plan = None if self.first_sent else self.state.plan()
         self._apply_delta(

@@ -7,7 +7,7 @@ touches (``evaluate_service``), keeps the candidates of every prefix, merges onl
 changed, and hands the speaker just the difference (``take_delta``). The property tests check
 that it always agrees with ``compute_plan`` on the same objects.
 
-A builder is not thread-safe: ``cosmolet.agent.cluster_state.ClusterState`` wraps it with a
+A builder is not thread-safe: ``cosmolet.sources.state.ClusterState`` wraps it with a
 lock for the source threads and the reconciler.
 """
 
@@ -191,6 +191,21 @@ class PlanBuilder:
                     self._published[prefix] = route
         self._dirty = set()
         self._full = over_limit or drained
+        return delta
+
+    def take_announcements(self) -> dict[str, Route]:
+        """Before the first complete list: the routes wanted so far and not yet handed over,
+        and nothing else. Withdrawals wait for ``take_delta``, which still compares the whole
+        set then; so does a node drain, or a set over ``maxRoutes`` (the oldest Services win,
+        which only the complete list can tell): nothing is handed over meanwhile."""
+        if not self._full or self._drained() or len(self.merged) > self.policy.max_routes:
+            return {}
+        touched, self._dirty = self._dirty, set()
+        delta: dict[str, Route] = {}
+        for prefix in touched:
+            route = self.merged.get(prefix)
+            if route is not None and self._published.get(prefix) != route:
+                delta[prefix] = self._published[prefix] = route
         return delta
 
     def plan(self) -> Plan:

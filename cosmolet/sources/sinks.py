@@ -130,6 +130,12 @@ class NodeSink(KindSink[Node]):
 
     kind = "Node"
 
+    def prune(self, keep: set[str]) -> None:
+        """The Node list is complete, so whether this node is drained is known: what is healthy
+        may now go out while the other lists are still paging in."""
+        super().prune(keep)
+        self.state.mark_node_known()
+
     def _keys(self, builder: PlanBuilder) -> Iterable[str]:
         return [builder.node.metadata.name] if builder.node else []
 

@@ -4,6 +4,12 @@ a lock, with a change signal.
 Sources mutate it inside ``with state.update():``; when the block ends ``on_change`` is called
 (once per block) if the first complete list is done. The reconciler takes the accumulated
 difference with ``take_delta``, so a burst of events coalesces into one delta.
+
+Before that, once the source says this node's own state is known (``node_known``: whether it is
+drained), each block signals too, and the reconciler may take what is healthy so far with
+``take_announcements``: a list page's Services go out before the next page arrives. Nothing is
+withdrawn until the lists are complete, since a half-listed cache (Services without their
+EndpointSlices yet) looks unhealthy.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cosmolet.engine.builder import PlanBuilder
-from cosmolet.engine.model import Delta, Plan, Skip
+from cosmolet.engine.model import Delta, Plan, Route, Skip
 
 
 @dataclass
 class Readiness:
     synced: bool = False
     reason: str = "initial list not done"
+    #: this node's own state is known: what is healthy may go out before ``synced``
+    node_known: bool = False
 
 
 class ClusterState:
@@ -53,7 +61,7 @@ class ClusterState:
             if state._pending_since is None:
                 state._pending_since = self.started
             state._plan_cache = None
-            ready = state.readiness.synced
+            ready = state.readiness.synced or state.readiness.node_known
             state.lock.release()
             if ready:
                 state.on_change(self.started)
@@ -65,10 +73,28 @@ class ClusterState:
         """The source has listed everything once: changes may now reach the fabric."""
         with self.lock:
             first = not self.readiness.synced
-            self.readiness = Readiness(True, "")
+            self.readiness = Readiness(True, "", node_known=True)
             started = self._pending_since or time.monotonic()
         if first:
             self.on_change(started)
+
+    def mark_node_known(self) -> None:
+        """The source has this node's own object (or knows there is none): from now on what is
+        healthy may be announced before the lists are complete (``take_announcements``)."""
+        with self.lock:
+            first = not self.readiness.node_known
+            self.readiness.node_known = True
+            started = self._pending_since or time.monotonic()
+        if first:
+            self.on_change(started)
+
+    def take_announcements(self) -> dict[str, Route]:
+        """Before the first complete list: the healthy routes not handed over yet, never a
+        withdrawal (``PlanBuilder.take_announcements``); empty once synced."""
+        with self.lock:
+            if self.readiness.synced or not self.readiness.node_known:
+                return {}
+            return self.builder.take_announcements()
 
     def take_delta(self) -> tuple[Delta, float | None]:
         """The route changes since the last call, and when the oldest of them was caused."""
