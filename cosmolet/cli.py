@@ -20,6 +20,7 @@ from cosmolet.config.checks import router_id_warnings, warnings_for
 from cosmolet.config.loader import load_config, node_ip
 from cosmolet.config.schema import Config, ConfigError
 from cosmolet.engine.objects import Malformed, Record, decode_all
+from cosmolet.engine.peers import ResolvedPeers
 from cosmolet.engine.plan import plan_from_documents
 from cosmolet.sources.objects_file import ObjectsFileError, load_documents
 
@@ -105,19 +106,26 @@ def _source_args(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """ExaBGP's configuration for this node (``--node``), its peers resolved from the Node in
+    ``--objects`` or the API server's (``--kubeconfig``) and this machine's interfaces; or the
+    node's FRR configuration. Problems with peer entries go to stderr."""
     config = _load_for_run(args)
     if config is None:
         return EXIT_BAD_INPUT
     from cosmolet.exabgp import config as exabgp_config
-    from cosmolet.exabgp.supervisor import agent_command, discovered_links
+    from cosmolet.exabgp import supervisor as start
 
+    node = None
+    if args.objects or args.kubeconfig:
+        node = start.read_node(config.node_name, args.objects, args.kubeconfig)
     if args.what == "frr":
-        return _render_frr(config, discovered_links(config))
+        return _render_frr(config, start.discovered_links(config), start.resolve(config, node))
     try:
         text = exabgp_config.render(
             config,
-            agent_command(Path(args.config).resolve(), _source_args(args)),
-            links=discovered_links(config),
+            start.agent_command(Path(args.config).resolve(), _source_args(args)),
+            links=start.discovered_links(config),
+            peers=start.resolve(config, node),
         )
     except exabgp_config.RenderError as error:
         print(f"{args.config}: {error}", file=sys.stderr)
@@ -126,13 +134,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _render_frr(config: Config, links: set[Any]) -> int:
+def _render_frr(config: Config, links: set[Any], resolved: ResolvedPeers) -> int:
+    from cosmolet.engine.peers import bfd_links
     from cosmolet.hybrid import frr_config
 
-    if config.mode != "hybrid":
-        print("render frr: only hybrid mode runs FRR (mode is numbered)", file=sys.stderr)
+    if config.mode != "hybrid" and not config.bgp.bfd.enabled:
+        print(
+            "render frr: only hybrid mode, or numbered mode with bgp.bfd.enabled, runs FRR",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     present = os.listdir("/sys/class/net") if os.path.isdir("/sys/class/net") else []
+    if config.mode == "numbered":  # bfdd's peers: the resolved single-hop peers
+        links = set(bfd_links(config, resolved))
     sys.stdout.write(
         frr_config.render(config, frr_config.fabric_interfaces(config, present), links)
     )
@@ -154,8 +168,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     for warning in warnings_for(config):
         logs.get("cosmolet.exabgp.supervisor").warning("config warning", problem=str(warning))
+    node = start.read_node(config.node_name, args.objects, args.kubeconfig)
     try:
-        conf = start.prepare(config, Path(args.config), _source_args(args))
+        conf = start.prepare(config, Path(args.config), _source_args(args), node)
     except exabgp_config.RenderError as error:
         print(f"{args.config}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -182,6 +197,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         from cosmolet.sources.kube import KubeSource
 
         source = KubeSource(config, config.node_name, args.kubeconfig)
+    # The sessions of the configuration in force are read from the runtime directory; these,
+    # from the config alone, only stand in where no record is there.
     return agent.main(config, source, exabgp_config.sessions(config))
 
 
@@ -253,13 +270,22 @@ def format_status(data: dict[str, Any]) -> str:
     ready = "ready" if data.get("ready") else f"NOT READY: {data.get('reason')}"
     dry = "" if data.get("bgpEnabled", True) else "  (bgp.enabled false: dry run)"
     lines = [f"node {data.get('node')}: {ready}{dry}", ""]
+    if data.get("asn") is not None:
+        lines[-1:-1] = [
+            f"AS {data['asn']} (from {data.get('asnFrom')}), router id {data.get('routerId')} "
+            f"(from {data.get('routerIdFrom')})"
+        ]
     peers = data.get("peers", [])
-    lines.append(f"{'PEER':<28} {'INTERFACE':<10} {'STATE':<8} {'SINCE':<21} ROUTES")
+    lines.append(f"{'PEER':<28} {'INTERFACE':<10} {'STATE':<8} {'SINCE':<21} {'ROUTES':<7} ORIGIN")
     for peer in peers:
         lines.append(
             f"{peer['address']:<28} {peer.get('interface') or '-':<10} {peer['state']:<8} "
-            f"{peer.get('since') or '-':<21} {peer['routes']}"
+            f"{peer.get('since') or '-':<21} {peer['routes']:<7} {peer.get('origin') or '-'}"
         )
+    for problem in data.get("peerProblems", []):
+        lines.append(f"problem: {problem['entry']}: {problem['problem']}")
+    for unused in data.get("peerEntriesUnused", []):
+        lines.append(f"not used here: {unused['entry']}: {unused['reason']}")
     routes = data.get("routes", [])
     lines += ["", f"{'PREFIX':<28} {'PEERS':<6} SERVICES"]
     for route in routes:

@@ -17,6 +17,13 @@ class RuntimePaths:
         return self.root / "exabgp.conf"
 
     @property
+    def exabgp_sessions(self) -> Path:
+        """The sessions that configuration defines, as the agent addresses them: written with
+        it (by ``start``, then by the agent), read by an agent that starts, so that ExaBGP's
+        first events find their sessions known."""
+        return self.root / "exabgp-sessions.json"
+
+    @property
     def journal(self) -> Path:
         """The write-ahead record of announced prefixes (``cosmolet.agent.journal``)."""
         return self.root / "advertised.journal"

@@ -119,17 +119,16 @@ def node(
     labels: dict[str, str] | None = None,
     unschedulable: bool = False,
     taints: list[tuple[str, str]] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Node; ``taints`` as ``(key, effect)`` pairs."""
     spec: dict[str, Any] = {"unschedulable": True} if unschedulable else {}
     if taints:
         spec["taints"] = [{"key": key, "effect": effect} for key, effect in taints]
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": spec,
-    }
+    metadata: dict[str, Any] = {"name": name, "labels": labels or {}}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Node", "metadata": metadata, "spec": spec}
 
 
 def config_dict(**services: Any) -> dict[str, Any]:

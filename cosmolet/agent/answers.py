@@ -119,7 +119,7 @@ class AnswersCollector(Collector):
         errors = CounterMetricFamily(
             "cosmolet_exabgp_command_errors",
             "Command lines ExaBGP refused (answered error), by kind: announce, withdraw, eor, "
-            "reload, or unmatched (an error while no command was pending).",
+            "reload, show, or unmatched (an error while no command was pending).",
             labels=["kind"],
         )
         refused = self.answers.refused.copy()
@@ -141,6 +141,10 @@ def read_stdin(stream: TextIO, events: queue.Queue[Event], answers: Answers | No
                     events.put(Refused(refused))
                 elif answer is Answer.ERROR:
                     log.warning("ExaBGP refused a command, which cannot be told apart")
+                continue
+            shown = exabgp_api.parse_neighbors(line)
+            if shown is not None:  # ``show neighbor json``, asked to check a reload
+                events.put(shown)
                 continue
             event = exabgp_api.parse_event(line)
             if isinstance(event, PeerEvent) and answers is not None:

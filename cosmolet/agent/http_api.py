@@ -12,7 +12,9 @@ On ``http.listen`` (optionally TLS, ``http.tls``):
 On ``http.statusListen`` (the node's loopback by default), because it names every Service and
 address the node advertises:
 
-- ``/status``: peers and routes as JSON, the data behind ``cosmolet status``.
+- ``/status``: peers (each with its origin: config entry, interface or gateway), how this node's
+  peers were resolved (AS, router id, problems) and routes as JSON, the data behind
+  ``cosmolet status``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def status(agent: AgentView) -> dict[str, Any]:
                 "state": peer.state,
                 "since": _iso(since_epoch(peer.since, now)) if peer.since else None,
                 "routes": len(peer.advertised),
+                "origin": peer.origin,
             }
         )
     routes = [
@@ -72,12 +75,21 @@ def status(agent: AgentView) -> dict[str, Any]:
         for route in sorted(agent.desired(), key=lambda route: route.sort_key)
     ]
     ready, reason = agent.ready()
+    peering = agent.peering()
     return {
         "node": agent.node_name,
         "ready": ready,
         "reason": reason,
         "bgpEnabled": agent.bgp_enabled,
+        "asn": peering.asn,
+        "asnFrom": peering.asn_from,
+        "routerId": peering.router_id,
+        "routerIdFrom": peering.router_id_from,
         "peers": peers,
+        # config entries this node cannot peer with (an interface without a /31, no default
+        # route, a malformed annotation...), and those its labels leave out
+        "peerProblems": [{"entry": e, "problem": m} for e, m in peering.problems],
+        "peerEntriesUnused": [{"entry": e, "reason": m} for e, m in peering.unused],
         "routes": routes,
     }
 

@@ -4,6 +4,8 @@
 - ``PeerEvent`` / ``PeerOpen`` / ``Shutdown``: ExaBGP's JSON events, parsed (the stdin reader);
 - ``Refused``: a command ExaBGP answered ``error`` (the stdin reader, ``cosmolet.agent.answers``);
 - ``NeighborsChanged``: hybrid mode's fabric links changed (the netlink watcher);
+- ``AddressesChanged``: numbered mode: the node's addresses or gateways changed (netlink);
+- ``NeighborsShown``: ExaBGP's neighbors, as asked after a ``reload`` (the stdin reader);
 - ``Drain`` / ``Stop``: signals (SIGUSR1 from ``cosmolet start``; SIGTERM, SIGINT, stdin EOF).
 """
 
@@ -12,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cosmolet.engine.model import Link
-from cosmolet.exabgp.api import Command, PeerEvent, PeerOpen, Shutdown
+from cosmolet.engine.peers import NodeAddresses
+from cosmolet.exabgp.api import Command, NeighborsShown, PeerEvent, PeerOpen, Shutdown
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,13 @@ class NeighborsChanged:
     """Hybrid mode: the set of fabric links with a switch on them changed."""
 
     links: frozenset[Link]
+
+
+@dataclass(frozen=True)
+class AddressesChanged:
+    """Numbered mode: the node's interface addresses or default gateways changed."""
+
+    addresses: NodeAddresses
 
 
 @dataclass(frozen=True)
@@ -44,4 +54,15 @@ class Stop:
     reason: str
 
 
-Event = RoutesChanged | PeerEvent | PeerOpen | Refused | NeighborsChanged | Drain | Stop | Shutdown
+Event = (
+    RoutesChanged
+    | PeerEvent
+    | PeerOpen
+    | Refused
+    | NeighborsChanged
+    | AddressesChanged
+    | NeighborsShown
+    | Drain
+    | Stop
+    | Shutdown
+)

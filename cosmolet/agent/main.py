@@ -6,7 +6,9 @@ Threads, and what each may do:
   it supervises its own watch threads and reports them through ``health()``;
 - *stdin*: ExaBGP's JSON events to the queue, its answers matched to our commands (a refused one
   queued); EOF means ExaBGP is gone, and the agent exits rather than outlive it;
-- *neighbors* and *bfd* (hybrid mode): netlink changes to the queue; bfdd kept in step;
+- *neighbors* (hybrid mode: the fabric links) or *addresses* (numbered mode: the node's
+  addresses and gateways): netlink changes to the queue; *bfd* (``bgp.bfd.enabled``): bfdd's
+  peers kept equal to the sessions;
 - *http*: ``/healthz`` ``/readyz`` ``/metrics`` ``/version`` on ``http.listen``, ``/status`` on
   ``http.statusListen``, from the read-only view;
 - *events* (``events.enabled``): posts Kubernetes Events, rate-limited;
@@ -27,7 +29,7 @@ from cosmolet import logs
 from cosmolet.agent import http_api
 from cosmolet.agent.answers import Answers, AnswersCollector, read_stdin
 from cosmolet.agent.changelog import ChangeLog
-from cosmolet.agent.inputs import Drain, NeighborsChanged, Stop
+from cosmolet.agent.inputs import AddressesChanged, Drain, NeighborsChanged, Stop
 from cosmolet.agent.journal import Journal
 from cosmolet.agent.metrics import agent_metrics
 from cosmolet.agent.reconciler import Output, Reconciler
@@ -85,20 +87,28 @@ def _write_pid(paths: RuntimePaths) -> None:
         log.warning("cannot write the agent pid file", path=str(paths.agent_pid), error=str(error))
 
 
-def _start_hybrid(config: Config, reconciler: Reconciler, stop: threading.Event) -> None:
-    """Hybrid mode: watch the fabric links over netlink; keep bfdd's peers equal to them."""
+def _start_netlink(config: Config, reconciler: Reconciler, stop: threading.Event) -> None:
+    """Watch what the sessions are derived from over netlink: the fabric links (hybrid mode),
+    the node's addresses and gateways (numbered mode); keep bfdd's peers equal to them."""
     from cosmolet.hybrid import bfd
-    from cosmolet.hybrid.neighbors import NeighborWatcher
 
     if config.bgp.bfd.enabled:
         sync = bfd.BfdSync(config)
-        reconciler.on_links = sync.update
+        reconciler.on_bfd = sync.update
         _thread("bfd", sync.run, stop)
-    watcher = NeighborWatcher(
-        config.bgp.interfaces,
-        lambda links: reconciler.events.put(NeighborsChanged(frozenset(links))),
-    )
-    _thread("neighbors", run_forever, "neighbors", watcher.run, stop)
+    events = reconciler.events
+    if config.mode is Mode.HYBRID:
+        from cosmolet.hybrid.neighbors import NeighborWatcher
+
+        watcher = NeighborWatcher(
+            config.bgp.interfaces, lambda links: events.put(NeighborsChanged(frozenset(links)))
+        )
+        _thread("neighbors", run_forever, "neighbors", watcher.run, stop)
+        return
+    from cosmolet.netlink.addresses import AddressWatcher
+
+    addresses = AddressWatcher(lambda found: events.put(AddressesChanged(found)))
+    _thread("addresses", run_forever, "addresses", addresses.run, stop)
 
 
 def _start_events(
@@ -156,8 +166,7 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
         lambda stop: source.run(reconciler.state, stop),
         stop,
     )
-    if config.mode is Mode.HYBRID:
-        _start_hybrid(config, reconciler, stop)
+    _start_netlink(config, reconciler, stop)
     http_api.start(reconciler, metrics.registry, config.http)
     _start_events(config, source, reconciler, stop)
     log.info(

@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 from cosmolet import __version__
 from cosmolet.agent.report import Reconciled
 from cosmolet.agent.view import AgentView
-from cosmolet.config.schema import Config, Mode
+from cosmolet.config.schema import Config
 from cosmolet.hybrid.bfd_state import BfdReader, BfdSession
 from cosmolet.version import exabgp_version
 
@@ -221,9 +221,9 @@ class StateCollector(Collector):
 
 
 class BfdCollector(Collector):
-    """Hybrid mode with BFD: bfdd's sessions, read when Prometheus scrapes (``read`` returns
-    ``None`` when bfdd cannot be asked: then only ``cosmolet_bfd_readable`` 0 is exported, so
-    that no session looks down, or up, for want of an answer)."""
+    """With BFD (``bgp.bfd.enabled``): bfdd's sessions, read when Prometheus scrapes (``read``
+    returns ``None`` when bfdd cannot be asked: then only ``cosmolet_bfd_readable`` 0 is
+    exported, so that no session looks down, or up, for want of an answer)."""
 
     def __init__(self, read: Callable[[], Sequence[BfdSession] | None]) -> None:
         self.read = read
@@ -254,9 +254,9 @@ class BfdCollector(Collector):
 
 def agent_metrics(agent: AgentView, config: Config) -> Metrics:
     """The agent's metrics: the counters, the view's gauges, and bfdd's sessions where the
-    agent runs BFD (hybrid mode, ``bgp.bfd.enabled``)."""
+    agent runs BFD (``bgp.bfd.enabled``)."""
     metrics = Metrics()
     metrics.registry.register(StateCollector(agent))
-    if config.mode is Mode.HYBRID and config.bgp.bfd.enabled:
+    if config.bgp.bfd.enabled:
         metrics.registry.register(BfdCollector(BfdReader(config.bgp.bfd.vtysh_socket_dir)))
     return metrics

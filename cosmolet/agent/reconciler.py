@@ -26,18 +26,34 @@ from typing import Protocol
 from cosmolet import logs
 from cosmolet.agent import first_list, peer_asns
 from cosmolet.agent.answers import Answers
-from cosmolet.agent.inputs import Drain, Event, NeighborsChanged, Refused, RoutesChanged, Stop
+from cosmolet.agent.inputs import (
+    AddressesChanged,
+    Drain,
+    Event,
+    NeighborsChanged,
+    Refused,
+    RoutesChanged,
+    Stop,
+)
 from cosmolet.agent.journal import Journal
+from cosmolet.agent.peering import Peering
 from cosmolet.agent.reconciler_view import ReconcilerView
 from cosmolet.agent.report import Reconciled
 from cosmolet.agent.speaker import Changes, SessionState, Speaker
-from cosmolet.config.schema import Config, Mode
+from cosmolet.agent.stuck_peers import StuckPeers
+from cosmolet.config.schema import Config
 from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Delta, Link, Plan, Route, Skip
 from cosmolet.exabgp import api as exabgp_api
-from cosmolet.exabgp import config as exabgp_config
-from cosmolet.exabgp.api import CommandKind, PeerEvent, PeerOpen, Session, Shutdown
+from cosmolet.exabgp.api import (
+    CommandKind,
+    NeighborsShown,
+    PeerEvent,
+    PeerOpen,
+    Session,
+    Shutdown,
+)
 from cosmolet.paths import RuntimePaths
 from cosmolet.sources import Source
 from cosmolet.sources.state import ClusterState
@@ -73,7 +89,9 @@ class Reconciler(ReconcilerView):
             PlanBuilder(config, config.node_name),
             lambda cause: self.events.put(RoutesChanged(cause)),
         )
-        self.speaker = Speaker(sessions, enabled=config.bgp.enabled)
+        self.agent_command = [sys.executable, "-m", "cosmolet", *sys.argv[1:]]
+        self.neighbors = Peering(config, self.agent_command)  # this node's ExaBGP neighbors
+        self.speaker = Speaker(self.neighbors.sessions(sessions), enabled=config.bgp.enabled)
         self.hold = RiseHold(config.services.health_hold.rise_seconds)
         self.out = out
         self.journal = journal
@@ -81,8 +99,8 @@ class Reconciler(ReconcilerView):
         self.answers: Answers | None = None
         self.clock = clock
         self.observers: list[Observer] = []
-        #: hybrid mode: told the fabric links whenever they change (BFD peers)
-        self.on_links: Callable[[frozenset[Link]], None] | None = None
+        #: with BFD: told bfdd's peers (the sessions' links) whenever they change
+        self.on_bfd: Callable[[frozenset[Link]], None] | None = None
         self.source: Source | None = None
         self.first_sent = False
         self.draining = False
@@ -91,12 +109,9 @@ class Reconciler(ReconcilerView):
         self.error_count = 0
         self.started = clock()
         self.heartbeat = clock()
-        self.links: frozenset[Link] | None = None
-        self.agent_command = [sys.executable, "-m", "cosmolet", *sys.argv[1:]]
-        self._warned: set[str] = set()
+        self.stuck = StuckPeers(config.bgp.hold_time, self.started)
         self._peer_asns_path = RuntimePaths(config.runtime_dir).root / peer_asns.FILE
-        if config.mode is Mode.HYBRID:  # only hybrid sessions have an ``auto`` AS
-            self.speaker.peer_asns.update(peer_asns.load(self._peer_asns_path))
+        self.speaker.remember_asns(peer_asns.load(self._peer_asns_path))
         stale = journal.load()
         if stale:
             log.info("restoring prefixes a previous agent may have announced", count=len(stale))
@@ -114,6 +129,7 @@ class Reconciler(ReconcilerView):
             except queue.Empty:
                 self.check_peers()
                 self.release_held()
+                self._guarded(self.verify_reload, "reload check")
                 if self.speaker.needs_resync and self.first_sent:
                     batch = [RoutesChanged(self.clock())]  # retry a failed write
                 else:
@@ -165,6 +181,7 @@ class Reconciler(ReconcilerView):
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, RoutesChanged):
+            self._check_node()
             self._on_routes_changed()
         elif isinstance(event, PeerEvent):
             log.info("peer state", peer=event.peer, state=str(event.state), reason=event.reason)
@@ -179,7 +196,14 @@ class Reconciler(ReconcilerView):
         elif isinstance(event, Refused):
             self._on_refused(event)
         elif isinstance(event, NeighborsChanged):
-            self._on_neighbors(event.links)
+            if self.neighbors.set_links(event.links):
+                self._reconfigure("the fabric links changed")
+        elif isinstance(event, AddressesChanged):
+            if self.neighbors.set_addresses(event.addresses):
+                self._reconfigure("this node's addresses changed")
+        elif isinstance(event, NeighborsShown):
+            if not self.neighbors.applied(event.neighbors):
+                self._reload()
         elif isinstance(event, Drain):
             if not self.draining:
                 self.draining = True
@@ -323,56 +347,49 @@ class Reconciler(ReconcilerView):
             count=len(command.prefixes),
         )
 
-    # --- hybrid mode: the fabric links --------------------------------------------------------
+    # --- this node's neighbors ----------------------------------------------------------------
 
-    def _on_neighbors(self, links: frozenset[Link]) -> None:
-        """New ExaBGP neighbors: rewrite its config, ask it to reload, then track the sessions.
+    def _check_node(self) -> None:
+        """Re-resolve the peers when this node's labels or peering annotations changed."""
+        with self.state.lock:
+            node = self.state.builder.node
+        if self.state.readiness.synced and self.neighbors.set_node(node):
+            self._reconfigure("this node's labels or annotations changed")
 
-        Sessions that are new start DOWN and get the whole plan when they come up; on the
-        first discovery after a start they may already be up (only the agent restarted), so
-        they start UNKNOWN and get the plan at once.
-        """
-        first = self.links is None
-        self.links = links
-        conf = RuntimePaths(self.config.runtime_dir).exabgp_config
-        text = exabgp_config.render(self.config, self.agent_command, links=links, environ=None)
-        if not conf.exists() or conf.read_text() != text:
-            exabgp_config.write_private(conf, text)
-            self._send([exabgp_api.RELOAD])
-            log.info("ExaBGP neighbors changed: reloading", links=len(links))
-        clashing = exabgp_config.distinct_links(links)[1]
-        if clashing:
-            log.error(
-                "fabric links with the same pair of switch and node link-locals as another "
-                "link: ExaBGP cannot tell them apart, so only the first is peered; give the "
-                "node's fabric interfaces distinct link-local addresses",
-                interfaces=[link.interface for link in clashing],
+    def _reconfigure(self, cause: str) -> None:
+        """New ExaBGP neighbors: withdraw from the sessions that go, rewrite its config, ask it
+        to reload, then track the sessions. New sessions start DOWN and get the whole plan when
+        they come up; without a reload (the agent alone restarted: ExaBGP already runs them)
+        they may be up, so they start UNKNOWN and get the plan at once."""
+        change = self.neighbors.reconfigure(cause)
+        if change is None:
+            return
+        names = {session.name for session in change.sessions}
+        gone = [name for name in self.speaker.peers if name not in names]
+        if gone:
+            self._write(
+                Reconciled("peer removed", self.speaker.withdraw_from(gone), dry_run=self._dry)
             )
+        if change.reload:
+            self._reload()
+        known = set(self.speaker.peers)
         self.speaker.set_sessions(
-            exabgp_config.link_sessions(self.config, links),
-            SessionState.UNKNOWN if first else SessionState.DOWN,
+            change.sessions, SessionState.DOWN if change.reload else SessionState.UNKNOWN
         )
-        if self.on_links is not None:
-            self.on_links(links)
-        if first and self.first_sent:
+        if self.on_bfd is not None:
+            self.on_bfd(change.bfd)
+        if not change.reload and self.first_sent and names - known:
             self._write(Reconciled("neighbors", self.speaker.update_routes({}), dry_run=self._dry))
+
+    def _reload(self) -> None:
+        self._send([exabgp_api.RELOAD])
+        self.neighbors.reload_sent(self.clock())
+
+    def verify_reload(self) -> None:
+        """A reload is checked once ExaBGP had a moment (``Peering``: it may drop one)."""
+        if self.neighbors.verify_due(self.clock()):
+            self._send([exabgp_api.SHOW_NEIGHBORS])
 
     def check_peers(self) -> None:
         """Say, once per outage, which peer has not been established for a long while."""
-        now = self.clock()
-        threshold = max(15.0, 2.0 * self.config.bgp.hold_time)
-        for name, rib in self.speaker.peers.items():
-            if rib.state is SessionState.UP:
-                self._warned.discard(name)
-                continue
-            since = rib.since or self.started
-            if now - since >= threshold and name not in self._warned:
-                self._warned.add(name)
-                origin = rib.session.origin or name
-                log.warning(
-                    "peer not established",
-                    peer=name,
-                    seconds=round(now - since),
-                    hint=f"check {origin}: address and asn, that the peer has us configured and "
-                    f"is reachable, and the TCP MD5 password ({origin}.passwordFile) on both sides",
-                )
+        self.stuck.check(self.speaker.peers, self.clock())

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from cosmolet.agent.peering import Peering
 from cosmolet.agent.speaker import SessionState, Speaker
-from cosmolet.agent.view import PeerView
+from cosmolet.agent.view import PeeringView, PeerView
 from cosmolet.config.schema import Config
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Route, Skip
@@ -25,6 +26,7 @@ class ReconcilerView:
     config: Config
     state: ClusterState
     speaker: Speaker
+    neighbors: Peering
     hold: RiseHold
     source: Source | None
     clock: Callable[[], float]
@@ -84,9 +86,23 @@ class ReconcilerView:
                 since=rib.since or None,
                 families=tuple(str(f) for f in rib.session.families),
                 advertised=rib.held(),
+                origin=rib.session.origin,
             )
             for name, rib in list(self.speaker.peers.items())
         ]
+
+    def peering(self) -> PeeringView:
+        resolved = self.neighbors.resolved
+        if resolved is None:
+            return PeeringView()
+        return PeeringView(
+            asn=resolved.asn,
+            asn_from=resolved.asn_from,
+            router_id=resolved.router_id,
+            router_id_from=resolved.router_id_from,
+            problems=[(p.path, p.message) for p in resolved.problems],
+            unused=[(p.path, p.message) for p in resolved.unused],
+        )
 
     def desired(self) -> list[Route]:
         return list(self.speaker.desired.copy().values())

@@ -124,8 +124,8 @@ class Speaker:
     def set_sessions(
         self, sessions: Iterable[Session], state: SessionState = SessionState.DOWN
     ) -> None:
-        """Hybrid mode: the neighbors changed. A new or changed session starts in ``state``
-        (DOWN: it gets everything when ExaBGP reports it up); a vanished one is forgotten."""
+        """ExaBGP's neighbors changed. A new or changed session starts in ``state`` (DOWN: it
+        gets everything when ExaBGP reports it up); a vanished one is forgotten."""
         wanted = {session.name: session for session in sessions}
         for name in list(self.peers):
             if wanted.get(name) != self.peers[name].session:
@@ -134,6 +134,29 @@ class Speaker:
             if name not in self.peers:
                 known = self.peer_asns.get(session.selector)
                 self.peers[name] = PeerRib(session, state=state, peer_as=known)
+
+    def remember_asns(self, asns: Mapping[str, int]) -> None:
+        """What earlier OPENs showed, by selector (a previous agent's record): the ``auto``
+        sessions' AS until their next OPEN."""
+        self.peer_asns.update(asns)
+        for rib in self.peers.values():
+            if rib.session.peer_as is None and rib.peer_as is None:
+                rib.peer_as = self.peer_asns.get(rib.session.selector)
+
+    def withdraw_from(self, names: Iterable[str]) -> Changes:
+        """Withdraw everything from these established sessions, about to be removed: removed
+        by a reload under graceful restart, ExaBGP closes a session without a NOTIFICATION,
+        and the switch would keep our routes as stale for the restart time."""
+        changes = Changes()
+        desired, self.desired = self.desired, {}
+        try:
+            for name in names:
+                rib = self.peers.get(name)
+                if rib is not None and rib.state is SessionState.UP:
+                    changes.extend(self._sync(rib))
+        finally:
+            self.desired = desired
+        return changes
 
     def restore(self, prefixes: Iterable[str]) -> None:
         """Prefixes a previous agent may have left in ExaBGP: withdrawn unless still wanted."""

@@ -25,6 +25,22 @@ class PeerView:
     families: tuple[str, ...]
     #: prefixes the peer was sent (and their attributes)
     advertised: Mapping[str, object]
+    #: the config entry it comes from, and what it was derived from: "bgp.peers[0] (interface
+    #: eth1)"
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class PeeringView:
+    """How this node's peers were resolved: its AS and router id (and where each comes from),
+    the entries it cannot use (problems) and those meant for other nodes (unused)."""
+
+    asn: int | None = None
+    asn_from: str = ""
+    router_id: str | None = None
+    router_id_from: str = ""
+    problems: Sequence[tuple[str, str]] = ()  # (entry, message)
+    unused: Sequence[tuple[str, str]] = ()
 
 
 class AgentView(Protocol):
@@ -43,6 +59,10 @@ class AgentView(Protocol):
     def healthy(self) -> tuple[bool, str]: ...
 
     def peers(self) -> list[PeerView]: ...
+
+    def peering(self) -> PeeringView:
+        """How the peers were resolved (empty until the first resolution)."""
+        ...
 
     def desired(self) -> list[Route]:
         """The routes the plan wants advertised (after the flap hold)."""

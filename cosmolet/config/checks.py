@@ -9,7 +9,7 @@ before the routes are missing. Errors (what ``start`` cannot run with) are the s
 from __future__ import annotations
 
 from cosmolet.config.schema import Bgp, Config, Mode, Problem
-from cosmolet.exabgp.config import RenderError, router_id
+from cosmolet.exabgp.config import resolve
 
 
 def warnings_for(config: Config) -> list[Problem]:
@@ -38,7 +38,8 @@ def warnings_for(config: Config) -> list[Problem]:
 
 def _unused_in_mode(config: Config) -> list[Problem]:
     """Keys of the other mode: numbered mode peers with ``bgp.peers`` only; hybrid mode renders a
-    neighbor per switch discovered on ``bgp.interfaces`` and never one from ``bgp.peers``."""
+    neighbor per switch discovered on ``bgp.interfaces`` and never one from ``bgp.peers``
+    (``bgp.bfd`` serves both)."""
     bgp = config.bgp
     if config.mode is Mode.HYBRID:
         if not bgp.peers:
@@ -57,7 +58,6 @@ def _unused_in_mode(config: Config) -> list[Problem]:
             "bgp.routerAdvertisementInterval",
             bgp.router_advertisement_interval != default.router_advertisement_interval,
         ),
-        ("bgp.bfd", bgp.bfd != default.bfd),
     ]
     return [
         Problem(key, "ignored in numbered mode (a hybrid mode setting)")
@@ -80,17 +80,18 @@ def _excluded_and_selected(config: Config) -> list[Problem]:
 
 
 def router_id_warnings(config: Config, node_ip: str) -> list[Problem]:
-    """The router id ``start`` would derive (``bgp.routerId``, an IPv4 peer ``localAddress``, an
-    IPv4 ``NODE_IP``), when none gives one here: a warning, since the chart sets ``NODE_IP`` on
-    the node from ``status.hostIP`` and ``check-config`` often runs elsewhere."""
-    try:
-        router_id(config, {"NODE_IP": node_ip})
-    except RenderError:
-        return [
-            Problem(
-                "bgp.routerId",
-                "unset, no peer has an IPv4 localAddress and NODE_IP is not an IPv4 address "
-                f"({node_ip or 'unset'} here): start fails unless NODE_IP is set on the node",
-            )
-        ]
-    return []
+    """The router id ``start`` would derive (``bgp.routerId``, an IPv4 ``NODE_IP``, an IPv4 peer
+    ``localAddress``; on the node also the ``cosmolet.io/router-id`` annotation and the local
+    addresses of interface peers), when none gives one here: a warning, since the chart sets
+    ``NODE_IP`` on the node from ``status.hostIP`` and ``check-config`` often runs elsewhere."""
+    if resolve(config, environ={"NODE_IP": node_ip}).router_id is not None:
+        return []
+    return [
+        Problem(
+            "bgp.routerId",
+            "unset, no peer has an IPv4 localAddress and NODE_IP is not an IPv4 address "
+            f"({node_ip or 'unset'} here): start fails unless NODE_IP is set on the node, "
+            "the node carries a cosmolet.io/router-id annotation or an interface peer gives "
+            "an IPv4 address",
+        )
+    ]

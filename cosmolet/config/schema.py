@@ -15,17 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
+from cosmolet.config.base import Model as _Model
 from cosmolet.config.fields import (
     ASN,
     U32,
@@ -35,9 +27,9 @@ from cosmolet.config.fields import (
     InterfaceName,
     Number,
     RouterId,
-    SessionAddress,
     parse_listen,
 )
+from cosmolet.config.peers import Peer
 from cosmolet.engine import bgp_values
 from cosmolet.engine.model import Family
 from cosmolet.engine.selector import LabelSelector, parse_selector
@@ -64,15 +56,6 @@ class Mode(StrEnum):
     HYBRID = "hybrid"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-
 class GracefulRestart(_Model):
     """BGP graceful restart (RFC 4724): a restarting node keeps its routes at the peer."""
 
@@ -80,35 +63,9 @@ class GracefulRestart(_Model):
     restart_time: Int = Field(default=120, ge=1, le=4095)
 
 
-class Peer(_Model):
-    """A numbered BGP peer: the fabric switch's address on the node's link."""
-
-    address: SessionAddress
-    asn: ASN
-    local_address: SessionAddress | None = None
-    password_file: Path | None = None
-    multihop: Int | None = Field(default=None, ge=1, le=255)
-    families: tuple[Family, ...] | None = None
-
-    @field_validator("families")
-    @classmethod
-    def _families(cls, value: tuple[Family, ...] | None) -> tuple[Family, ...] | None:
-        if value is not None and not value:
-            raise ValueError("expected at least one family (leave it out for the address's own)")
-        if value and len(set(value)) != len(value):
-            raise ValueError(f"expected each family once, got {', '.join(value)}")
-        return value
-
-    @property
-    def address_families(self) -> tuple[Family, ...]:
-        """The families carried on this session: as configured, else the peer address's own."""
-        if self.families:
-            return self.families
-        return (Family.IPV4,) if self.address.version == 4 else (Family.IPV6,)
-
-
 class Bfd(_Model):
-    """Hybrid mode: FRR's bfdd beside zebra, so the switch detects a dead node or link fast."""
+    """FRR's bfdd on the node (the chart's sidecar), one BFD peer per BGP peer, so the switch
+    detects a dead node or link fast (ExaBGP has no BFD)."""
 
     enabled: bool = False
     min_rx_ms: Int = Field(default=300, ge=10, le=60000)
@@ -354,20 +311,25 @@ def _blocking_problems(config: Config) -> list[Problem]:
         )
     first_with: dict[Address, int] = {}
     for index, peer in enumerate(config.bgp.peers):
-        if peer.local_address and peer.local_address.version != peer.address.version:
+        address = peer.ip
+        if address is None:
+            continue  # an interface or the gateway: what it becomes is known on the node only
+        if peer.local_address and peer.local_address.version != address.version:
             problems.append(
                 Problem(
                     f"bgp.peers[{index}].localAddress",
-                    f"expected an IPv{peer.address.version} address like the peer's address",
+                    f"expected an IPv{address.version} address like the peer's address",
                 )
             )
-        own = Family.IPV4 if peer.address.version == 4 else Family.IPV6
+        own = Family.IPV4 if address.version == 4 else Family.IPV6
         if config.mode is Mode.NUMBERED and peer.address_families != (own,):
             why = f"expected only {own} on a session to an {own} address: a route of the other"
             why += " family needs a next hop of its own family, which cannot be derived; add a"
             why += " peer on the switch's address of that family (one session per family)"
             problems.append(Problem(f"bgp.peers[{index}].families", why))
-        first = first_with.setdefault(peer.address, index)
+        if peer.node_selector is not None:
+            continue  # entries for different nodes may name the same switch
+        first = first_with.setdefault(address, index)
         if first != index:  # the agent and ExaBGP's API both name a session by the peer address
             problems.append(
                 Problem(f"bgp.peers[{index}]", f"same address as bgp.peers[{first}]: one per peer")

@@ -72,14 +72,24 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
+def valid_key(key: str) -> bool:
+    """Whether ``key`` is a label key (an optional DNS prefix and ``/``, then a name)."""
+    return bool(_KEY_RE.match(key)) and len(key) <= 317
+
+
+def valid_value(value: str) -> bool:
+    """Whether ``value`` is a label value (empty, or up to 63 characters of the label set)."""
+    return bool(_VALUE_RE.match(value)) and len(value) <= 63
+
+
 def _check_key(key: str, text: str) -> str:
-    if not _KEY_RE.match(key) or len(key) > 317:
+    if not valid_key(key):
         raise ValueError(f"{key!r} in label selector {text!r} is not a valid label key")
     return key
 
 
 def _check_value(value: str, text: str) -> str:
-    if not _VALUE_RE.match(value) or len(value) > 63:
+    if not valid_value(value):
         raise ValueError(f"{value!r} in label selector {text!r} is not a valid label value")
     return value
 

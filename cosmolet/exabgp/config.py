@@ -1,10 +1,14 @@
-"""Rendering ExaBGP's configuration and environment from the cosmolet config. Pure functions,
-but for the two things they read from the node unless given: ``NODE_IP`` (``router_id``) and
-the kernel's source address toward a peer without ``localAddress`` (``kernel_source``).
+"""Rendering ExaBGP's configuration and environment from the cosmolet config and this node's
+resolved peers (``cosmolet.engine.peers``). Pure functions, but for the two things they read
+from the node unless given: ``NODE_IP`` (the router id's fallback) and the kernel's source
+address toward a peer without a local address (``kernel_source``).
 
-The output is deterministic (golden-file tested): one ``neighbor`` per peer inheriting a shared
-template, the ``process`` block that runs ``cosmolet agent``, graceful restart with manual EOR so
-the agent decides when the peer may drop stale routes.
+The output is deterministic (golden-file tested): one ``neighbor`` per session inheriting a
+shared template, the ``process`` block that runs ``cosmolet agent``, graceful restart with
+manual EOR so the agent decides when the peer may drop stale routes. Deterministic matters
+twice: the agent rewrites the file when a node's peers change and asks ExaBGP to ``reload``,
+which re-establishes only the neighbors whose definition changed, so an unchanged session must
+render to the same text every time.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from pathlib import Path
 
 from cosmolet import __version__
 from cosmolet.config import loader
-from cosmolet.config.schema import Config, Mode, Peer, Problem
+from cosmolet.config.schema import Config, Mode, Problem
 from cosmolet.engine.model import Family, Link
+from cosmolet.engine.objects import Node
+from cosmolet.engine.peers import NodeAddresses, ResolvedPeer, ResolvedPeers, resolve_peers
 from cosmolet.exabgp.api import Address, Session
 
 PROCESS_NAME = "cosmolet"
@@ -70,30 +76,32 @@ def read_secrets(config: Config) -> Secrets:
     return Secrets(passwords)
 
 
-def router_id(config: Config, environ: Mapping[str, str] | None = None) -> str:
-    """``bgp.routerId``, else the first IPv4 ``localAddress``, else ``NODE_IP`` if IPv4.
+def resolve(
+    config: Config,
+    node: Node | None = None,
+    addresses: NodeAddresses | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ResolvedPeers:
+    """This node's peers, ASN and router id, with ``NODE_IP`` from ``environ`` (default: the
+    process's environment)."""
+    return resolve_peers(config, node, addresses or NodeAddresses(), loader.node_ip(environ))
+
+
+def router_id(resolved: ResolvedPeers) -> str:
+    """The resolved router id.
 
     Raises:
-        RenderError: when none of them gives an IPv4 address.
+        RenderError: when nothing gives an IPv4 address.
     """
-    if config.bgp.router_id:
-        return str(config.bgp.router_id)
-    numbered_peers = config.bgp.peers if config.mode is Mode.NUMBERED else ()
-    for peer in numbered_peers:
-        if peer.local_address and peer.local_address.version == 4:
-            return str(peer.local_address)
-    node_ip = loader.node_ip(environ)
-    try:
-        if ipaddress.ip_address(node_ip).version == 4:
-            return node_ip
-    except ValueError:
-        pass
-    raise RenderError(
-        Problem(
-            "bgp.routerId",
-            "required: no peer has an IPv4 localAddress and NODE_IP is not an IPv4 address",
+    if resolved.router_id is None:
+        raise RenderError(
+            Problem(
+                "bgp.routerId",
+                "required: no cosmolet.io/router-id annotation, IPv4 NODE_IP or IPv4 local "
+                "address of a peer gives one",
+            )
         )
-    )
+    return resolved.router_id
 
 
 def distinct_links(links: Iterable[Link]) -> tuple[list[Link], list[Link]]:
@@ -113,13 +121,14 @@ def distinct_links(links: Iterable[Link]) -> tuple[list[Link], list[Link]]:
     return kept, clashing
 
 
-def link_sessions(config: Config, links: Iterable[Link]) -> list[Session]:
-    """Hybrid mode: one session per discovered switch, next hop our link-local on that link."""
+def link_sessions(config: Config, links: Iterable[Link], asn: int | None = None) -> list[Session]:
+    """Hybrid mode: one session per discovered switch, next hop our link-local on that link;
+    ``asn``: ours as resolved (default ``bgp.asn``)."""
     peer_as = None if config.bgp.peer_asn == "auto" else int(config.bgp.peer_asn)
     return [
         Session(
             peer=ipaddress.IPv6Address(link.peer),
-            local_as=config.bgp.asn,
+            local_as=config.bgp.asn if asn is None else asn,
             peer_as=peer_as,
             families=(Family.IPV4, Family.IPV6),
             next_hop=str(ipaddress.IPv6Address(link.local)),
@@ -131,22 +140,35 @@ def link_sessions(config: Config, links: Iterable[Link]) -> list[Session]:
     ]
 
 
-def sessions(config: Config) -> list[Session]:
-    """The ExaBGP neighbors of a numbered config, as the speaker addresses them. Hybrid mode
-    has none until the switches are discovered (``link_sessions``): ``bgp.peers`` is ignored."""
+def sessions(config: Config, resolved: ResolvedPeers | None = None) -> list[Session]:
+    """The ExaBGP neighbors of a numbered node, as the speaker addresses them; ``resolved``:
+    its peers (default: from the config alone). Hybrid mode has none of these: its switches
+    are discovered (``link_sessions``)."""
     if config.mode is Mode.HYBRID:
         return []
-    return [
-        Session(
-            peer=peer.address,
-            local_as=config.bgp.asn,
-            peer_as=peer.asn,
-            families=peer.address_families,
-            origin=f"bgp.peers[{index}]",
-            local_address=peer.local_address,
-        )
-        for index, peer in enumerate(config.bgp.peers)
-    ]
+    resolved = resolve(config) if resolved is None else resolved
+    return [_session(peer, resolved.asn) for peer in resolved.peers]
+
+
+def _session(peer: ResolvedPeer, asn: int) -> Session:
+    scoped = _scoped(peer)
+    return Session(
+        peer=peer.address,
+        local_as=asn,
+        peer_as=peer.asn,
+        families=(peer.family,),
+        next_hop=str(peer.local_address) if scoped else "self",
+        origin=peer.origin,
+        interface=peer.interface if scoped else "",
+        local_address=peer.local_address,
+    )
+
+
+def _scoped(peer: ResolvedPeer) -> bool:
+    """A link-local peer with our link-local known: reached through its interface only, and
+    named with our address (two links may see the same ``fe80::1``)."""
+    local = peer.local_address
+    return peer.link_local and bool(peer.interface) and local is not None and local.is_link_local
 
 
 def kernel_source(peer: Address) -> str | None:
@@ -163,15 +185,16 @@ def kernel_source(peer: Address) -> str | None:
 
 
 def _neighbor(
-    index: int,
-    peer: Peer,
+    config: Config,
+    peer: ResolvedPeer,
     secrets: Secrets | None,
     source_of: Callable[[Address], str | None],
 ) -> list[str]:
+    entry = config.bgp.peers[peer.entry]
     lines = [
         f"neighbor {peer.address} {{",
         "    inherit cosmolet;",
-        f'    description "bgp.peers[{index}]";',
+        f'    description "{peer.origin}";',
     ]
     local = str(peer.local_address) if peer.local_address else source_of(peer.address)
     if local and not peer.local_address:
@@ -181,15 +204,19 @@ def _neighbor(
         lines.append("    # localAddress unset: the address this node sends from to the peer")
     if local:
         lines.append(f"    local-address {local};")
-    lines.append(f"    peer-as {peer.asn};")
-    if peer.password_file is not None:
-        password = MASK if secrets is None else secrets.passwords[index]
+    if _scoped(peer):
+        lines.append(f"    source-interface {peer.interface};")
+    lines.append(f"    peer-as {'auto' if peer.asn is None else peer.asn};")
+    if entry.hold_time is not None:
+        lines.append(f"    hold-time {entry.hold_time};")
+    if entry.port is not None:
+        lines.append(f"    connect {entry.port};")
+    if entry.password_file is not None:
+        password = MASK if secrets is None else secrets.passwords[peer.entry]
         lines.append(f'    md5-password "{password}";')
-    if peer.multihop:
-        lines.append(f"    outgoing-ttl {peer.multihop};")
-    lines.append("    family {")
-    lines += [f"        {family} unicast;" for family in peer.address_families]
-    lines += ["    }", "}"]
+    if entry.multihop:
+        lines.append(f"    outgoing-ttl {entry.multihop};")
+    lines += ["    family {", f"        {peer.family} unicast;", "    }", "}"]
     return lines
 
 
@@ -200,9 +227,11 @@ def render(
     environ: Mapping[str, str] | None = None,
     links: Iterable[Link] = (),
     source_of: Callable[[Address], str | None] = kernel_source,
+    peers: ResolvedPeers | None = None,
 ) -> str:
     """The ExaBGP configuration text. ``secrets=None`` masks passwords (for display);
-    ``source_of`` gives the local address of a peer without ``localAddress``.
+    ``source_of`` gives the local address of a peer without one; ``peers``: this node's, as
+    resolved (default: from the config alone, no Node and no interface known).
 
     Raises:
         RenderError: naming the field that cannot be rendered.
@@ -213,11 +242,12 @@ def render(
                 Problem("", f"agent command argument {arg!r} has characters ExaBGP cannot pass")
             )
     bgp = config.bgp
+    resolved = resolve(config, environ=environ) if peers is None else peers
     template = [
         "template {",
         "    neighbor cosmolet {",
-        f"        router-id {router_id(config, environ)};",
-        f"        local-as {bgp.asn};",
+        f"        router-id {router_id(resolved)};",
+        f"        local-as {resolved.asn};",
         f"        hold-time {bgp.hold_time};",
         "        group-updates true;",
     ]
@@ -239,7 +269,8 @@ def render(
         f"            processes [ {PROCESS_NAME} ];",
         "            neighbor-changes;",
     ]
-    if hybrid and bgp.peer_asn == "auto":
+    auto = bgp.peer_asn == "auto" if hybrid else any(p.asn == "auto" for p in bgp.peers)
+    if auto:
         # The peer's OPEN, for its AS: iBGP or eBGP decides which attributes the agent sends.
         template.append("            receive { parsed; open; }")
     template += [
@@ -262,8 +293,8 @@ def render(
         for link in distinct_links(links)[0]:
             lines += ["", *_link_neighbor(config, link)]
     else:
-        for index, peer in enumerate(bgp.peers):
-            lines += ["", *_neighbor(index, peer, secrets, source_of)]
+        for peer in resolved.peers:
+            lines += ["", *_neighbor(config, peer, secrets, source_of)]
     return "\n".join(lines) + "\n"
 
 

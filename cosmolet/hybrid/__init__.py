@@ -1,3 +1,3 @@
-"""The hybrid-mode edge: the fabric switches found over netlink, the node's FRR (zebra router
-advertisements) and BFD.
+"""The FRR edge: hybrid mode's fabric switches found over netlink, the node's FRR (zebra router
+advertisements in hybrid mode) and BFD, which serves both modes.
 """

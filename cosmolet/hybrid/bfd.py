@@ -1,10 +1,12 @@
-"""Hybrid mode with ``bgp.bfd.enabled``: keep FRR bfdd's peers equal to the discovered switches.
+"""``bgp.bfd.enabled``: keep FRR bfdd's peers equal to this node's BGP sessions.
 
-ExaBGP has no BFD. bfdd runs beside zebra in the FRR sidecar, and the agent, which alone knows
-the switches' link-local addresses, adds and removes one ``peer`` per switch through ``vtysh``
+ExaBGP has no BFD. bfdd runs beside zebra in the FRR sidecar (both modes), and the agent, which
+alone knows the sessions (hybrid mode: the switches' link-local addresses; numbered mode: the
+peers resolved for this node), adds and removes one ``peer`` per session through ``vtysh``
 (from a thread of its own: a slow vtysh must not hold the reconciler). The switch's ``neighbor
 ... bfd`` then drops the BGP session within ``minRxMs`` x ``multiplier`` of the node falling
-silent, instead of the hold time.
+silent, instead of the hold time. A peer is named by its address, and its interface and our
+address where known (a numbered peer configured by address alone may have neither).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable
 from cosmolet import logs
 from cosmolet.config.schema import Config
 from cosmolet.engine.model import Link
-from cosmolet.hybrid.frr_config import BFD_PROFILE
+from cosmolet.hybrid.frr_config import BFD_PROFILE, peer_line
 
 log = logs.get("cosmolet.hybrid.bfd")
 
@@ -37,15 +39,9 @@ def peer_commands(config: Config, added: Iterable[Link], removed: Iterable[Link]
     """vtysh commands that turn bfdd's peers from ``removed`` to ``added`` (profile first)."""
     commands = [*profile_commands(config), "exit"]
     for link in sorted(removed):
-        commands.append(
-            f"no peer {link.peer} interface {link.interface} local-address {link.local}"
-        )
+        commands.append(f"no {peer_line(link)}")
     for link in sorted(added):
-        commands += [
-            f"peer {link.peer} interface {link.interface} local-address {link.local}",
-            f"profile {BFD_PROFILE}",
-            "exit",
-        ]
+        commands += [peer_line(link), f"profile {BFD_PROFILE}", "exit"]
     return commands
 
 

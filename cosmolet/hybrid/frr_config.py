@@ -1,10 +1,11 @@
-"""``cosmolet render frr``: the node's FRR configuration in hybrid mode. Pure, golden-tested.
+"""``cosmolet render frr``: the node's FRR configuration. Pure, golden-tested.
 
-FRR's only job on the node is neighbor discovery for BGP unnumbered: zebra sends IPv6 router
-advertisements on every fabric interface, so that the switch (``neighbor swpN interface``)
-learns the node's link-local address, and its own RAs teach the node the switch's. There is no
-bgpd: ExaBGP speaks BGP. With ``bgp.bfd.enabled``, bfdd runs too, with a profile and one peer
-per discovered switch.
+In hybrid mode FRR's first job on the node is neighbor discovery for BGP unnumbered: zebra
+sends IPv6 router advertisements on every fabric interface, so that the switch (``neighbor swpN
+interface``) learns the node's link-local address, and its own RAs teach the node the switch's.
+In numbered mode FRR runs only for BFD: zebra (which bfdd needs) with no interface stanza, so no
+router advertisement. There is never a bgpd: ExaBGP speaks BGP. With ``bgp.bfd.enabled``, bfdd
+runs too, with a profile and one peer per session (the agent keeps them in step through vtysh).
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cosmolet import __version__
-from cosmolet.config.schema import Config
+from cosmolet.config.schema import Config, Mode
 from cosmolet.engine.model import Link
 from cosmolet.hybrid.neighbors import matches
 
 BFD_PROFILE = "cosmolet"
+
+
+def peer_line(link: Link) -> str:
+    """bfdd's ``peer`` line for a session: its interface and local address where known."""
+    line = f"peer {link.peer}"
+    if link.interface:
+        line += f" interface {link.interface}"
+    if link.local:
+        line += f" local-address {link.local}"
+    return line
 
 
 def fabric_interfaces(config: Config, present: Iterable[str]) -> list[str]:
@@ -30,9 +41,12 @@ def fabric_interfaces(config: Config, present: Iterable[str]) -> list[str]:
 
 def render(config: Config, interfaces: Iterable[str], links: Iterable[Link] = ()) -> str:
     bgp = config.bgp
+    job = "sends router advertisements on the fabric links"
+    if config.mode is Mode.NUMBERED:
+        job, interfaces = "sends no router advertisement (numbered mode: bfdd needs it)", []
     lines = [
         f"! Rendered by cosmolet {__version__} for node {config.node_name or '(unset)'}.",
-        "! zebra sends router advertisements on the fabric links; no bgpd runs on the node.",
+        f"! zebra {job}; no bgpd runs on the node.",
         "frr defaults datacenter",
         f"hostname {config.node_name or 'cosmolet'}",
         "!",
@@ -54,10 +68,6 @@ def render(config: Config, interfaces: Iterable[str], links: Iterable[Link] = ()
             " !",
         ]
         for link in sorted(links):
-            lines += [
-                f" peer {link.peer} interface {link.interface} local-address {link.local}",
-                f"  profile {BFD_PROFILE}",
-                " !",
-            ]
+            lines += [f" {peer_line(link)}", f"  profile {BFD_PROFILE}", " !"]
         lines.append("!")
     return "\n".join(lines) + "\n"

@@ -41,7 +41,7 @@ def test_check_config_invalid_lists_every_problem(
     assert main(["check-config", str(bad)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2
-    assert any("bgp.peers[1].asn: Input should be a valid integer" in line for line in lines)
+    assert any("bgp.peers[1].asn: expected an AS number 1-" in line for line in lines)
     assert any("servics: unknown key" in line for line in lines)
 
 
