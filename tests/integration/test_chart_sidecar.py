@@ -116,12 +116,48 @@ def test_the_sidecar_runs_zebra_and_bfdd_and_sends_router_advertisements(lab: La
         refused = _vtysh_as(UNPRIVILEGED, "--clear-groups", node, etc, run, "show bfd peers brief")
         assert refused.returncode != 0
 
+        # A BGP session of the node (ExaBGP's, in the pod) is open: SIGTERM waits for it to
+        # close before FRR stops, so bfdd never goes down before the session does.
+        session = _bgp_session(lab, node, switch, f"{switch.link_local('swp1')}%fab0")
         sidecar.send_signal(signal.SIGTERM)
+        time_held = 1.5
+        with pytest.raises(subprocess.TimeoutExpired):
+            sidecar.wait(timeout=time_held)
+        assert all(_running(pid) for pid in lab.pids), "FRR stopped before the BGP session"
+        session.kill()
+        session.wait(5)
         assert sidecar.wait(timeout=30) == 0
         wait_for(lambda: not any(_running(pid) for pid in lab.pids), 10)
     finally:
         if sidecar.poll() is None:
             sidecar.kill()
+
+
+LISTEN = (
+    "import socket,time; s=socket.socket(socket.AF_INET6); "
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::', 179)); s.listen(); "
+    "c, _ = s.accept(); time.sleep(600)"
+)
+CONNECT = (
+    "import socket,sys,time; c=socket.create_connection((sys.argv[1], 179), timeout=5); "
+    "print('connected', flush=True); time.sleep(600)"
+)
+
+
+def _bgp_session(lab: Lab, node: Namespace, switch: Namespace, address: str) -> Any:
+    """An established TCP connection from the node to the switch's port 179 (ExaBGP's side)."""
+    switch.popen(sys.executable, "-c", LISTEN, log=lab.workdir / "listen.log")
+
+    def connect() -> Any:
+        client = node.popen(sys.executable, "-c", CONNECT, address, log=lab.workdir / "c.log")
+        if wait_for(lambda: "connected" in (lab.workdir / "c.log").read_text(), 3):
+            return client
+        return None
+
+    client = wait_for(connect, 15, what="a TCP session to the switch's port 179")
+    established = node.run("ss", "-Htn", "state", "established", "( dport = :179 )")
+    assert established.strip(), "no established session seen by ss in the node's namespace"
+    return client
 
 
 def _running(pid: int) -> bool:

@@ -181,7 +181,9 @@ def test_containers_hold_only_what_the_mode_needs() -> None:
     hybrid = containers(template("-f", str(CHART / "ci/hybrid-values.yaml")))
     assert hybrid["cosmolet"]["securityContext"] == numbered
     assert hybrid["frr-config"]["securityContext"] == numbered
-    assert hybrid["frr"]["securityContext"]["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW"]}
+    assert hybrid["frr"]["securityContext"]["capabilities"] == {
+        "add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"]  # what Debian FRR 8.4 zebra and bfdd ask for
+    }
 
 
 def test_hybrid_runs_zebra_and_bfdd_never_bgpd() -> None:
