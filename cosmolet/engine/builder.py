@@ -234,7 +234,8 @@ class PlanBuilder:
         service = self.services.get(service_key)
         new = None
         if service is not None:
-            new = evaluate_service(self.policy, self.node_name, service, self._health(service_key))
+            health = self._health(service_key)
+            new = evaluate_service(self.policy, self.node_name, service, health, service_key)
             self.decisions[service_key] = new
             for skip in new.skipped:
                 if skip.code in REFUSALS and (old is None or skip not in old.skipped):

@@ -96,13 +96,51 @@ def _annotated(annotation: str, text: str, what: str) -> int:
         raise ValueError(f"annotation {annotation}: {error}") from None
 
 
-@functools.lru_cache(maxsize=1 << 17)
-def host_prefix(text: str) -> tuple[str, Family, IPAddress]:
-    """The canonical /32 or /128 for one unicast address.
+def host_prefix(text: str) -> tuple[str, Family, int, int]:
+    """The canonical /32 or /128 for one unicast address, with its IP version and integer
+    value (the route's sort key).
+
+    A canonical dotted quad (what the API server writes) is read here, with integer checks: at
+    100,000 Services ``ipaddress`` was half the cost of evaluating them, and a cache of its
+    results ~20 MB. Anything else (IPv6, or an IPv4 form to refuse or canonicalise) goes
+    through ``ipaddress``, so the same addresses are refused with the same message.
 
     Raises:
         ValueError: when ``text`` is not an address that may be routed to a Service.
     """
+    value = _dotted_quad(text)
+    if value is None:
+        return _parsed_prefix(text)
+    if (
+        value == 0  # unspecified
+        or value >> 24 == 127  # loopback
+        or value >> 28 == 0xE  # multicast
+        or value >> 16 == 0xA9FE  # link-local
+        or value == 0xFFFFFFFF  # broadcast
+    ):
+        raise ValueError(f"{text} is not a unicast address that can be routed")
+    return text + "/32", Family.IPV4, 4, value
+
+
+def _dotted_quad(text: str) -> int | None:
+    """The value of a canonical IPv4 address (four decimal octets, no leading zero), else
+    ``None``."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for part in parts:
+        if not part.isascii() or not part.isdigit() or len(part) > 3 or part[:1] == "0" != part:
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    return value
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _parsed_prefix(text: str) -> tuple[str, Family, int, int]:
     address: IPAddress = ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text)
     if (
         (isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None)
@@ -115,11 +153,12 @@ def host_prefix(text: str) -> tuple[str, Family, IPAddress]:
     ):
         raise ValueError(f"{text} is not a unicast address that can be routed")
     if address.version == 4:
-        return f"{address}/32", Family.IPV4, address
-    return f"{address}/128", Family.IPV6, address
+        return f"{address}/32", Family.IPV4, 4, int(address)
+    return f"{address}/128", Family.IPV6, 6, int(address)
 
 
-def _allowed(networks: Sequence[IPNetwork], address: IPAddress) -> bool:
+def _allowed(networks: Sequence[IPNetwork], version: int, value: int) -> bool:
+    address = ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
     return any(address in network for network in networks)
 
 
@@ -157,15 +196,17 @@ def endpoint_health(slices: Iterable[EndpointSlice], node_name: str) -> Health:
 
 
 def evaluate_service(
-    policy: Policy, node_name: str, service: Service, health: Health
+    policy: Policy, node_name: str, service: Service, health: Health, key: str | None = None
 ) -> ServiceDecision:
     """Decide which of one Service's IPs this node should advertise, and why not the rest.
 
     ``health`` is ``endpoint_health`` of the Service's EndpointSlices. An address is advertised
     when kube-proxy here would forward it: an endpoint of its own IP family exists (on this node,
-    under a Local traffic policy) and, for a load-balancer IP, its ``ipMode`` is VIP.
+    under a Local traffic policy) and, for a load-balancer IP, its ``ipMode`` is VIP. ``key`` is
+    the Service's ``namespace/name`` as the caller keeps it, so that its routes hold that string
+    rather than a copy (100,000 of them); by default it is built.
     """
-    key = service.key
+    key = service.key if key is None else key
     skip = selection_skip(policy, service)
     if skip:
         return ServiceDecision(key, skipped=(skip,))
@@ -235,7 +276,7 @@ def evaluate_service(
             continue
         for address in addresses:
             try:
-                prefix, family, ip = host_prefix(address)
+                prefix, family, version, value = host_prefix(address)
             except ValueError as error:
                 skipped.append(Skip(key, SkipCode.BAD_ADDRESS, f"{kind} {address!r}: {error}"))
                 continue
@@ -259,7 +300,7 @@ def evaluate_service(
                 )
                 continue
             allowlist = settings.allowed_cidrs
-            if (allowlist or not empty_allows_all) and not _allowed(allowlist, ip):
+            if (allowlist or not empty_allows_all) and not _allowed(allowlist, version, value):
                 skipped.append(
                     Skip(
                         key,
@@ -268,9 +309,7 @@ def evaluate_service(
                     )
                 )
                 continue
-            routes.setdefault(
-                prefix, Route(prefix, family, (key,), attributes, (ip.version, int(ip)))
-            )
+            routes.setdefault(prefix, Route(prefix, family, (key,), attributes, (version, value)))
     created = service.metadata.creation_timestamp or ""
     return ServiceDecision(key, tuple(routes.values()), tuple(skipped), created)
 
