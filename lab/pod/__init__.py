@@ -18,9 +18,12 @@ What it does, as the kubelet and a container runtime would:
   tmpfs shared by the pod's containers; ``hostPath`` as a bind; ``readOnly`` as read-only
   binds; the ServiceAccount's ``token``, ``ca.crt`` and ``namespace`` at
   ``/var/run/secrets/kubernetes.io/serviceaccount``;
-- **isolation**: each container in its own mount namespace on an overlay of the host's ``/``
-  (host mode) or of the unpacked image (image mode), chrooted, with ``/proc``, ``/sys`` and
-  ``/dev``; ``readOnlyRootFilesystem`` makes that root read-only;
+- **isolation**: each container in its own mount and PID namespaces (its command is PID 1:
+  without a SIGTERM handler it ignores SIGTERM, as in a real container; when it ends, every
+  process of the container ends) on an overlay of the host's ``/`` (host mode) or of the
+  unpacked image (image mode), chrooted, with ``/proc``, ``/sys`` and ``/dev``, a fresh
+  writable layer per run; ``readOnlyRootFilesystem`` makes that root read-only; the pod's
+  containers share the node's network namespace (``hostNetwork``);
 - **securityContext**: ``runAsUser``/``runAsGroup`` (else the image's USER), ``runAsNonRoot``
   checked, ``supplementalGroups`` and ``fsGroup``, capabilities from the runtime's default set
   with ``drop``/``add`` (a non-root process keeps none), ``allowPrivilegeEscalation: false``

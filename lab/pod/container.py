@@ -1,5 +1,5 @@
-"""One run of one container: a process tree in its own mount namespace, in the pod's network
-namespace, on a root filesystem of its own, as the pod's identity.
+"""One run of one container: a process tree in its own mount and PID namespaces, in the pod's
+network namespace, on a root filesystem of its own, as the pod's identity.
 
 The command line is two shell scripts, so that what happens can be read in ``ps`` and in the
 container's log:
@@ -17,8 +17,10 @@ container's log:
    command through ``setpriv`` (uid, gid, groups, capability bounding set, no_new_privs) and
    ``env -i`` (exactly the container's environment).
 
-Every process of the container is found by its mount namespace, which nothing else shares: that
-is the container's cgroup here, for signals and for the final SIGKILL.
+The command is PID 1 of the run's PID namespace (``unshare --fork``: ``unshare`` waits and exits
+as its child did), so signals and the end of the main process behave as in a container. Every
+process of the container is also found by its mount namespace, which nothing else shares: that
+is the container's cgroup here, for the final SIGKILL.
 """
 
 from __future__ import annotations
@@ -166,6 +168,9 @@ class ContainerRun:
                     "unshare",
                     "--mount",
                     "--propagation=private",
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
                     "/bin/sh",
                     "-c",
                     launch.outside(run_dir, pod_volumes),
@@ -177,22 +182,30 @@ class ContainerRun:
                 start_new_session=True,
             )
         self.mnt_ns = self._namespace()
+        self.pid = self._main_pid()
 
     def _namespace(self, timeout: float = 10) -> str:
+        """The run's mount namespace, as its first command wrote it; empty if the run ended
+        before (it failed to set up: its log says why, and it is restarted like any exit)."""
         marker = self.run_dir / "mnt-ns"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = marker.read_text().strip() if marker.exists() else ""
-            if text:
+            if text or self.process.poll() is not None:
                 return text
-            if self.process.poll() is not None:
-                raise PodError(f"container {self.launch.name}: could not start, see {self.log}")
             time.sleep(0.01)
         raise PodError(f"container {self.launch.name}: no mount namespace after {timeout}s")
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    def _main_pid(self) -> int:
+        """The container's PID 1: ``unshare --fork``'s child (``unshare`` itself only waits,
+        with SIGTERM blocked, and exits as its child did). ``unshare``'s own PID when the child
+        has already ended."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return pid
+        return int(children[0]) if children else pid
 
     def poll(self) -> int | None:
         """None while running, else the exit code as the runtime reports it (128 + signal)."""
@@ -204,13 +217,16 @@ class ContainerRun:
         environment (``kubectl exec``, exec probes)."""
         env = [f"{key}={value}" for key, value in self.launch.env.items()]
         return [
-            *("nsenter", f"--target={self.pid}", "--mount", "--net", "--root", "--wd", "--"),
+            *("nsenter", f"--target={self.pid}", "--mount", "--net", "--pid"),
+            *("--root", "--wd", "--"),
             *self.launch.setpriv(),
             *("--", "/usr/bin/env", "-i", *env, *argv),
         ]
 
     def processes(self) -> list[int]:
         """Every process in this run's mount namespace (the container's processes)."""
+        if not self.mnt_ns:
+            return []
         found = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -223,9 +239,13 @@ class ContainerRun:
         return found
 
     def terminate(self) -> None:
-        """SIGTERM to the container's main process, as the runtime's stop does."""
+        """SIGTERM to the container's main process, as the runtime's stop does. It is PID 1 of
+        its PID namespace: without a handler for SIGTERM, it ignores it (SIGKILL follows)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
 
     def kill(self) -> None:
         """SIGKILL every process of the container until none is left (the cgroup's end),

@@ -47,8 +47,9 @@ POD: dict[str, Any] = {
                 ],
                 "containers": [
                     {
+                        # PID 1 of its PID namespace with a SIGTERM handler: exits 0.
                         "name": "app",
-                        "command": ["sleep", "1000"],
+                        "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"],
                         "env": [
                             {
                                 "name": "NODE_IP",
@@ -162,12 +163,15 @@ def test_a_pod_as_the_kubelet_runs_it(lab: Lab) -> None:
         processes = [
             pid for state in runner.states.values() if state.run for pid in state.run.processes()
         ]
-        assert len(processes) >= 4  # sleep, python, sh, sleep
+        assert len(processes) >= 5  # sh and sleep, python, sh and sleep
+        assert run(runner, "app", "cat /proc/1/comm") == "sh\n"  # its own PID namespace
         took = runner.delete()
     assert 2 <= took < 5  # the grace period, then SIGKILL
     assert runner.states["stubborn"].exit_codes == [137]
-    assert runner.states["app"].exit_codes == [143]  # sleep ended by SIGTERM
-    assert runner.states["web"].exit_codes[-1] in (0, 143)
+    assert runner.states["app"].exit_codes == [0]  # its handler ran
+    # python as PID 1 has no SIGTERM handler: the kernel drops the signal (as in a real
+    # container), and SIGKILL ends it after the grace period, at the liveness kill and now.
+    assert runner.states["web"].exit_codes == [137, 137]
     assert not [pid for pid in processes if alive(pid)]
     assert runner.sandbox is None
 
