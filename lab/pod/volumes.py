@@ -52,6 +52,7 @@ def set_up(
     account: ServiceAccount | None,
 ) -> dict[str, Volume]:
     """Every volume of ``pod`` under ``directory`` (one subdirectory each)."""
+    directory.mkdir(parents=True, exist_ok=True)  # bound into every container, even empty
     fs_group = pod.security_context.get("fsGroup")
     volumes: dict[str, Volume] = {}
     specs: list[Mapping[str, Any]] = list(pod.spec.get("volumes", []))

@@ -5,6 +5,7 @@ delete that ends with SIGKILL after the grace period."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,33 @@ def test_a_pod_the_node_cannot_run(lab: Lab) -> None:
     )
     with pytest.raises(PodError, match="Secret pw not found"):
         without_secret.start()
+
+
+def test_a_crashing_container_is_restarted_with_back_off(lab: Lab) -> None:
+    ns = lab.namespace("node")
+    crashing = {
+        "kind": "DaemonSet",
+        "metadata": {"name": "crash", "namespace": "lab"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "hostNetwork": True,
+                    "containers": [
+                        {"name": "fails", "command": ["false"]},
+                        {"name": "missing", "command": ["/no/such/program"]},
+                    ],
+                }
+            }
+        },
+    }
+    node = LabNode("node", ns.name, (NODE_IP,))
+    with PodRunner([crashing], node, lab.workdir / "pod", image(), backoff=0.5) as runner:
+        wait_for(lambda: len(runner.states["fails"].exit_codes) >= 4, 10, what="four runs")
+        assert set(runner.states["fails"].exit_codes) == {1}
+        assert set(runner.states["missing"].exit_codes) == {127}
+        assert "No such file or directory" in runner.log("missing", 0)
+        assert not runner.ready
+        starts = [when for when, what in runner.events if what == "Started container fails"]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+        # The kubelet's back-off: the first restart at once, then 0.5 s, then 1 s after exits.
+        assert gaps[0] < 1.0 and gaps[1] >= 0.5 and gaps[2] >= 1.0
