@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             on_sample=None if args.json else lambda point: print(json.dumps(point), flush=True),
         )
     elif args.scenario == "scale":
-        sizes = [n for n in (1_000, 10_000, 50_000) if n <= args.max]
+        sizes = [n for n in (1_000, 10_000, 50_000, 100_000) if n <= args.max]
         result = scale(sizes, quiet=args.json)
     elif args.scenario == "footprint":
         result = footprint(args.services, quiet=args.json)

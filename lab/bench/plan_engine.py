@@ -1,17 +1,22 @@
 """Benchmark of the pure route engine: decode + plan for N Services and their EndpointSlices.
 
     python -m lab.bench.plan_engine --services 10000
+    python -m lab.bench.plan_engine --services 100000 --memory
 
 Prints one JSON object: the time to decode the raw objects (best of ``--repeat`` runs), to compute
 the plan the first time (cold: every address parsed) and again (warm: parsed addresses cached, as
-in the agent's steady state), and the routes planned.
+in the agent's steady state), and the routes planned. With ``--memory``: what the agent's cluster
+state holds once the Services and EndpointSlices are listed into it as the Kubernetes source
+does (pages of raw JSON through the sinks), from tracemalloc, by where it was allocated.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
+import tracemalloc
 from typing import Any
 
 from cosmolet.config.schema import validate
@@ -63,10 +68,76 @@ def synthetic_cluster(services: int, node_name: str = "node1") -> list[dict[str,
     return objects
 
 
+#: tracemalloc's files, grouped into what they hold
+_GROUPS = {
+    "cosmolet/engine/objects.py": "records (Services as decoded, slices' keys)",
+    "cosmolet/sources/sinks.py": "records (Services as decoded, slices' keys)",
+    "cosmolet/engine/rules.py": "decisions and routes",
+    "cosmolet/engine/model.py": "decisions and routes",
+    "cosmolet/engine/builder.py": "the builder's indexes",
+}
+
+
+def agent_memory(services: int, config: Any) -> dict[str, Any]:
+    """The cluster state's live Python objects after the first list, by what holds them, and
+    the time that list took to go through the sinks (decode, evaluate, announce)."""
+    import msgspec
+
+    from cosmolet.engine.builder import PlanBuilder
+    from cosmolet.engine.objects import EndpointSlice, Service, decode_json
+    from cosmolet.kube.client import RawList
+    from cosmolet.sources.sinks import ServiceSink, SliceSink
+    from cosmolet.sources.state import ClusterState
+    from lab.bench.common import healthy_cluster
+    from lab.bench.listserver import _pages
+
+    objects = healthy_cluster(services)
+    pages = [
+        (kind, page)
+        for kind in ("Service", "EndpointSlice")
+        for page in _pages(kind, [o for o in objects if o["kind"] == kind])
+    ]
+    del objects
+    gc.collect()
+    tracemalloc.start(1)
+    started = time.perf_counter()
+    state = ClusterState(PlanBuilder(config, "node1"), lambda _cause: None)
+    state.mark_node_known()
+    sinks: dict[str, Any] = {
+        "Service": ServiceSink(state, False),
+        "EndpointSlice": SliceSink(state),
+    }
+    types: dict[str, Any] = {"Service": Service, "EndpointSlice": EndpointSlice}
+    announced = 0
+    for kind, raw in pages:
+        page = msgspec.json.decode(raw, type=RawList)
+        sinks[kind].upsert([decode_json(types[kind], item) for item in page.items or ()])
+        announced += len(state.take_announcements())
+    seconds = time.perf_counter() - started
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    groups: dict[str, int] = {}
+    for stat in snapshot.statistics("filename"):
+        name = stat.traceback[0].filename
+        group = next((g for f, g in _GROUPS.items() if name.endswith(f)), "other")
+        groups[group] = groups.get(group, 0) + stat.size
+    total = sum(groups.values())
+    return {
+        "services": services,
+        "routes": announced,
+        "list_through_sinks_s": round(seconds, 2),
+        "live_mb": round(total / 2**20, 1),
+        "bytes_per_service": round(total / max(services, 1)),
+        "by_what_mb": {g: round(size / 2**20, 1) for g, size in sorted(groups.items())},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--memory", action="store_true", help="the agent's cluster state")
     args = parser.parse_args()
     config = validate(
         {
@@ -79,6 +150,9 @@ def main() -> None:
             },
         }
     )
+    if args.memory:
+        print(json.dumps(agent_memory(args.services, config)))
+        return
     objects = synthetic_cluster(args.services)
     decode_s = plan_s = float("inf")
     cold_plan_s = 0.0
