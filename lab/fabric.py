@@ -35,6 +35,35 @@ CLIENT_V4, CLIENT_V6 = "10.2.0.2", "fd02::2"
 UP_PID = Path("/tmp/cosmolet-lab-up.pid")
 
 
+@dataclass(frozen=True)
+class NodeLink:
+    """One node-leaf link: node ``node`` (from 1) on its ``node_port`` to leaf ``leaf`` (1 or 2)
+    on the leaf's ``leaf_port``."""
+
+    node: int
+    leaf: int
+    leaf_port: str
+    node_port: str
+
+
+def node_links(nodes: int, racks: bool) -> list[NodeLink]:
+    """Each node on both leaves (its ``eth1`` to leaf1, ``eth2`` to leaf2, on the leaf's
+    ``eth<node>``); with ``racks``, the first half of the nodes (rounded up) on leaf1 only and the
+    rest on leaf2 only, each on its ``eth1``, numbered from ``eth1`` on each leaf."""
+    if not racks:
+        return [
+            NodeLink(node, leaf, f"eth{node}", f"eth{leaf}")
+            for leaf in (1, 2)
+            for node in range(1, nodes + 1)
+        ]
+    first = (nodes + 1) // 2
+    links = []
+    for node in range(1, nodes + 1):
+        leaf, port = (1, node) if node <= first else (2, node - first)
+        links.append(NodeLink(node, leaf, f"eth{port}", "eth1"))
+    return links
+
+
 @dataclass
 class Fabric:
     lab: Lab
@@ -47,6 +76,8 @@ class Fabric:
     kubeconfig: Path | None = None
     api_port: int = 0
     mode: str = "hybrid"
+    #: every node-leaf link, in the order made (``build`` fills it)
+    links: list[NodeLink] = field(default_factory=list)
 
     def router(self, name: str) -> FrrRouter:
         return self.routers[name]
@@ -106,21 +137,33 @@ def node_config(index: int, runtime: Path, mode: str = "hybrid") -> dict[str, An
     }
 
 
-def build(lab: Lab, mode: str = "hybrid") -> Fabric:
-    """Namespaces, links, addresses and FRR on the switches (no cosmolet yet)."""
+def build(
+    lab: Lab, mode: str = "hybrid", nodes: int = 2, racks: bool = False, bfd: bool = False
+) -> Fabric:
+    """Namespaces, links, addresses and FRR on the switches (no cosmolet yet).
+
+    ``nodes`` Kubernetes nodes, linked as ``node_links(nodes, racks)`` says; each leaf's uplink
+    to the spine is the port after its last node port (``eth3`` with the two default nodes).
+    ``bfd``: the leaves run bfdd and ask BFD of every unnumbered session (100 ms x 3); the nodes
+    answer only if they run bfdd themselves (hybrid mode, ``bgp.bfd``).
+    """
     spine_ns = lab.namespace("spine")
     client = lab.namespace("client")
     leaves = [lab.namespace("leaf1"), lab.namespace("leaf2")]
-    nodes = [lab.namespace("node1"), lab.namespace("node2")]
-    for ns in (spine_ns, client, *leaves, *nodes):
+    node_namespaces = [lab.namespace(f"node{index}") for index in range(1, nodes + 1)]
+    links = node_links(nodes, racks)
+    for ns in (spine_ns, client, *leaves, *node_namespaces):
         # As a node's network configuration would: a link that goes down keeps its addresses
         # (the kernel's default flushes IPv6 ones, and a numbered session could never return).
         for scope in ("all", "default"):
             ns.run("sysctl", "-qw", f"net.ipv6.conf.{scope}.keep_addr_on_down=1")
+    uplinks = {}
     for leaf_index, leaf in enumerate(leaves, 1):
-        lab.link(spine_ns, f"eth{leaf_index}", leaf, "eth3")
-        for node_index, node in enumerate(nodes, 1):
-            lab.link(leaf, f"eth{node_index}", node, f"eth{leaf_index}")
+        uplinks[leaf_index] = f"eth{sum(1 for link in links if link.leaf == leaf_index) + 1}"
+        lab.link(spine_ns, f"eth{leaf_index}", leaf, uplinks[leaf_index])
+        for link in links:
+            if link.leaf == leaf_index:
+                lab.link(leaf, link.leaf_port, node_namespaces[link.node - 1], link.node_port)
     lab.link(spine_ns, "eth9", client, "eth1")
     spine_ns.ip("addr", "add", "10.2.0.1/24", "dev", "eth9")
     spine_ns.ip("addr", "add", "fd02::1/64", "dev", "eth9", "nodad")
@@ -131,32 +174,39 @@ def build(lab: Lab, mode: str = "hybrid") -> Fabric:
     for ns in (spine_ns, *leaves):
         ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
         ns.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    fabric = Fabric(lab, spine_ns, leaves, nodes, client, mode=mode)
+    fabric = Fabric(lab, spine_ns, leaves, node_namespaces, client, mode=mode, links=links)
     fabric.routers["spine"] = lab.frr(
         spine_ns, spine("spine", 65000, "10.255.0.100", ["eth1", "eth2"])
     )
     for index, leaf in enumerate(leaves, 1):
         downlinks: list[Neighbor] = []
+        ports = [link for link in links if link.leaf == index]
         if mode == "numbered":
-            for node_index, node in enumerate(nodes, 1):
-                leaf_v4, node_v4, leaf_v6, node_v6 = numbered_addresses(index, node_index)
-                leaf.ip("addr", "add", f"{leaf_v4}/31", "dev", f"eth{node_index}")
-                leaf.ip("addr", "add", f"{leaf_v6}/127", "dev", f"eth{node_index}", "nodad")
-                node.ip("addr", "add", f"{node_v4}/31", "dev", f"eth{index}")
-                node.ip("addr", "add", f"{node_v6}/127", "dev", f"eth{index}", "nodad")
+            for link in ports:
+                node = node_namespaces[link.node - 1]
+                leaf_v4, node_v4, leaf_v6, node_v6 = numbered_addresses(index, link.node)
+                leaf.ip("addr", "add", f"{leaf_v4}/31", "dev", link.leaf_port)
+                leaf.ip("addr", "add", f"{leaf_v6}/127", "dev", link.leaf_port, "nodad")
+                node.ip("addr", "add", f"{node_v4}/31", "dev", link.node_port)
+                node.ip("addr", "add", f"{node_v6}/127", "dev", link.node_port, "nodad")
                 downlinks += [Neighbor(node_v4, 65001), Neighbor(node_v6, 65001)]
+        unnumbered = [uplinks[index]]
+        if mode != "numbered":
+            unnumbered = [link.leaf_port for link in ports] + unnumbered
         fabric.routers[f"leaf{index}"] = lab.frr(
             leaf,
             unnumbered_leaf(
                 f"leaf{index}",
                 65100 + index,
                 f"10.255.0.{index}",
-                ["eth3"] if mode == "numbered" else ["eth1", "eth2", "eth3"],
+                unnumbered,
+                bfd=bfd,
                 kernel_nexthops=False,
                 numbered=downlinks,
             ),
+            daemons=("zebra", "bgpd", "bfdd") if bfd else ("zebra", "bgpd"),
         )
-    for node in nodes:
+    for node in node_namespaces:
         for address in SERVICE_IPS:
             node.ip("addr", "add", address + ("/128" if ":" in address else "/32"), "dev", "lo")
     return fabric
