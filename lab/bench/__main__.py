@@ -15,6 +15,7 @@ from typing import Any
 from lab.bench import plot
 from lab.bench.churn import churn, soak
 from lab.bench.coldstart import coldstart
+from lab.bench.fleet import fleet
 from lab.bench.footprint import footprint
 from lab.bench.scale import scale
 from lab.bench.withdraw import kube_withdraw
@@ -67,8 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     soaking.add_argument("--every", type=float, default=10, help="seconds between samples")
     scaling = sub.add_parser("scale", help="coldstart and footprint at growing sizes")
     scaling.add_argument("--max", type=int, default=50_000)
+    fleeting = sub.add_parser(
+        "fleet",
+        help="N nodes, two racks, a spine: convergence, API fan-out, rolling restart, failover",
+    )
+    fleeting.add_argument("--nodes", type=int, default=16, help="an even number, at least 2")
+    fleeting.add_argument("--services", type=int, default=1000)
+    fleeting.add_argument("--mode", choices=("hybrid", "numbered"), default="hybrid")
+    fleeting.add_argument("--idle-seconds", type=float, default=10, help="idle CPU window")
+    fleeting.add_argument("--changes", type=int, default=10, help="EndpointSlice changes counted")
     sub.add_parser("all", help="every scenario, a table, and bench-results.json")
-    for command in (cold, withdraw, kube, foot, churning, soaking, scaling):
+    for command in (cold, withdraw, kube, foot, churning, soaking, scaling, fleeting):
         command.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -93,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scenario == "scale":
         sizes = [n for n in (1_000, 10_000, 50_000, 100_000) if n <= args.max]
         result = scale(sizes, quiet=args.json)
+    elif args.scenario == "fleet":
+        result = fleet(
+            args.nodes, args.services, args.mode, args.json, args.idle_seconds, args.changes
+        )
     elif args.scenario == "footprint":
         result = footprint(args.services, quiet=args.json)
     else:
