@@ -165,6 +165,12 @@ def routes(router: FrrRouter, family: str = "ipv4") -> set[str]:
     return set(router.received_routes(family))
 
 
+def kept_as_stale(router: FrrRouter, prefix: str) -> bool:
+    """``router`` holds ``prefix``, every path of it stale (graceful restart)."""
+    paths = router.received_routes().get(prefix, [])
+    return bool(paths) and all(path.get("stale") for path in paths)
+
+
 def readiness_at_node_address(node: Namespace, port: int = 9179) -> int:
     """GET /readyz at the node's address from the node's namespace, as the kubelet probes."""
     fetch = (

@@ -40,6 +40,7 @@ from tests.integration.chart_pod import (
     config_of,
     daemonset_volumes,
     in_cluster_get,
+    kept_as_stale,
     leaf,
     mode,
     node_namespace,
@@ -102,14 +103,9 @@ def test_readme_install_advertises_and_a_graceful_delete_keeps_the_routes(
         # graceful: ExaBGP closed its session without a NOTIFICATION; the ToR keeps the
         # routes as stale for the restart time.
         assert took < runner.pod.grace_seconds
-
-        def kept_as_stale() -> bool:
-            paths = tor1.received_routes().get(f"{WEB_V4}/32", [])
-            return bool(paths) and all(path.get("stale") for path in paths)
-
-        timed(kept_as_stale, 10, "web kept as stale", tor1.received_routes)
+        timed(lambda: kept_as_stale(tor1, f"{WEB_V4}/32"), 10, "web kept as stale")
         time.sleep(3)
-        assert routes(tor1) == {f"{WEB_V4}/32"} and kept_as_stale()
+        assert routes(tor1) == {f"{WEB_V4}/32"} and kept_as_stale(tor1, f"{WEB_V4}/32")
 
 
 def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(
@@ -228,6 +224,16 @@ def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab, image: Image) -> Non
         assert runner.states["frr"].exit_codes == [0]  # the sidecar stopped FRR on SIGTERM
         assert runner.states["cosmolet"].exit_codes == [0]
         assert runner.states["frr-config"].exit_codes == [0]
+        # graceful (the values' default): both leaves keep the routes as stale; BFD going down
+        # with the pod must not drop them (the sidecar stops bfdd after the BGP sessions).
+        timed(
+            lambda: all(kept_as_stale(r, f"{WEB_V4}/32") for r in leaves),
+            10,
+            "web kept as stale at both leaves",
+            lambda: [r.received_routes() for r in leaves],
+        )
+        time.sleep(3)
+        assert all(kept_as_stale(r, f"{WEB_V4}/32") for r in leaves)
 
 
 def test_announcement_values_start_ready_and_advertise_nothing(lab: Lab, image: Image) -> None:
