@@ -5,14 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+#: The lab's BFD timers on the switches: 100 ms x 3.
+BFD_PROFILE = [
+    "bfd",
+    " profile fabric",
+    "  receive-interval 100",
+    "  transmit-interval 100",
+    "  detect-multiplier 3",
+    " !",
+    "!",
+]
+
 
 @dataclass(frozen=True)
 class Neighbor:
-    """A numbered BGP neighbor of an FRR router."""
+    """A numbered BGP neighbor of an FRR router; ``remote_as`` a number or FRR's ``external``
+    (any AS but ours: a node whose AS comes from its own Node annotation); ``bfd``: ask BFD of
+    the session (profile ``fabric``)."""
 
     address: str
-    remote_as: int
+    remote_as: int | str
     password: str | None = None
+    bfd: bool = False
 
     @property
     def family(self) -> str:
@@ -27,10 +41,10 @@ def numbered_router(
     graceful_restart: bool = True,
 ) -> str:
     """An FRR router with numbered neighbors, datacenter timers (3/9 s) and fast reconnects."""
-    lines = [
-        "frr defaults datacenter",
-        f"hostname {name}",
-        "!",
+    lines = ["frr defaults datacenter", f"hostname {name}", "!"]
+    if any(neighbor.bfd for neighbor in neighbors):
+        lines += BFD_PROFILE
+    lines += [
         f"router bgp {asn}",
         f" bgp router-id {router_id}",
         " no bgp ebgp-requires-policy",
@@ -40,13 +54,7 @@ def numbered_router(
     if graceful_restart:
         lines.append(" bgp graceful-restart")
     for neighbor in neighbors:
-        lines += [
-            f" neighbor {neighbor.address} remote-as {neighbor.remote_as}",
-            f" neighbor {neighbor.address} timers 3 9",
-            f" neighbor {neighbor.address} timers connect 1",
-        ]
-        if neighbor.password:
-            lines.append(f" neighbor {neighbor.address} password {neighbor.password}")
+        lines += _numbered_neighbor(neighbor)
     for family in ("ipv4", "ipv6"):
         members = [n for n in neighbors if n.family == family]
         if members:
@@ -55,6 +63,19 @@ def numbered_router(
             lines.append(" exit-address-family")
     lines.append("!")
     return "\n".join(lines) + "\n"
+
+
+def _numbered_neighbor(neighbor: Neighbor) -> list[str]:
+    lines = [
+        f" neighbor {neighbor.address} remote-as {neighbor.remote_as}",
+        f" neighbor {neighbor.address} timers 3 9",
+        f" neighbor {neighbor.address} timers connect 1",
+    ]
+    if neighbor.password:
+        lines.append(f" neighbor {neighbor.address} password {neighbor.password}")
+    if neighbor.bfd:
+        lines.append(f" neighbor {neighbor.address} bfd profile fabric")
+    return lines
 
 
 def unnumbered_leaf(
@@ -79,16 +100,8 @@ def unnumbered_leaf(
     if not kernel_nexthops:
         lines.append("no zebra nexthop kernel enable")
     lines.append("!")
-    if bfd:  # the fabric's BFD timers: 100 ms x 3
-        lines += [
-            "bfd",
-            " profile fabric",
-            "  receive-interval 100",
-            "  transmit-interval 100",
-            "  detect-multiplier 3",
-            " !",
-            "!",
-        ]
+    if bfd or any(neighbor.bfd for neighbor in numbered):  # the fabric's BFD timers
+        lines += BFD_PROFILE
     for interface in fabric:
         lines += [
             f"interface {interface}",
@@ -111,11 +124,7 @@ def unnumbered_leaf(
         lines.append(" neighbor fabric bfd profile fabric")
     lines += [f" neighbor {interface} interface peer-group fabric" for interface in fabric]
     for neighbor in numbered:
-        lines += [
-            f" neighbor {neighbor.address} remote-as {neighbor.remote_as}",
-            f" neighbor {neighbor.address} timers 3 9",
-            f" neighbor {neighbor.address} timers connect 1",
-        ]
+        lines += _numbered_neighbor(neighbor)
     for family in ("ipv4", "ipv6"):
         lines += [f" address-family {family} unicast", "  neighbor fabric activate"]
         lines += [f"  neighbor {n.address} activate" for n in numbered if n.family == family]

@@ -1,15 +1,18 @@
-"""The numbered test fabric: one FRR leaf and cosmolet nodes, each on a dual-stack /31 + /127.
-
-Used by the speaker and Kubernetes integration tests and by the benchmarks.
+"""Numbered test fabrics. ``build_numbered``: one FRR leaf and cosmolet nodes, each on a
+dual-stack /31 + /127 (the speaker and Kubernetes integration tests, the benchmarks).
+``build_racks``: racks of nodes under their own leaves (ToRs), each link with its own /31 and
+/127, so that one shared config must resolve differently on each node (the numbered-fabric
+tests and ``python -m lab.demo --numbered``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.frr_configs import Neighbor, numbered_router
+from lab.frr_configs import Neighbor, numbered_router, unnumbered_leaf
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.node import Cosmolet
 
@@ -115,3 +118,129 @@ def build_numbered(
     config = numbered_router("leaf", 65001 if ibgp else 65101, "10.255.0.1", neighbors)
     frr = lab.frr(leaf, config)
     return NumberedFabric(lab, leaf, node_namespaces, frr)
+
+
+def link_addresses(leaf: int, node: int) -> tuple[str, str, str, str]:
+    """(switch v4, node v4, switch v6, node v6) on the link of ``node`` to leaf ``leaf`` (the
+    collector is leaf 9): a /31 and a /127 of their own, as ``lab.fabric`` numbers them."""
+    return (
+        f"10.{leaf}.{node}.0",
+        f"10.{leaf}.{node}.1",
+        f"fd10:{leaf}:{node}::",
+        f"fd10:{leaf}:{node}::1",
+    )
+
+
+COLLECTOR = 9  # the collector's number in ``link_addresses``
+COLLECTOR_ASN = 65000
+
+
+@dataclass
+class RackFabric:
+    """Leaves (FRR, AS 65101, 65102...: one per rack) and nodes, node ``n`` (from 1) linked to
+    each leaf in ``homes[n-1]`` (its ``eth1``, ``eth2``... in that order, the leaf's ``eth<n>``);
+    with ``collector``, an FRR router in AS 65000 linked to every node on the node's next port
+    (a peer meant for some nodes only). The switches accept any AS from the nodes (``remote-as
+    external``), as a node's AS may come from its own Node annotation."""
+
+    lab: Lab
+    leaves: list[Namespace]
+    nodes: list[Namespace]
+    homes: tuple[tuple[int, ...], ...]
+    routers: dict[str, FrrRouter] = field(default_factory=dict)
+    collector: Namespace | None = None
+    #: a spine (unnumbered to the leaves) and a client behind it, for the demo
+    spine: Namespace | None = None
+
+    def port(self, node: int, leaf: int) -> str:
+        """The node's interface to ``leaf`` (``COLLECTOR`` for the collector)."""
+        homes = self.homes[node - 1]
+        index = len(homes) if leaf == COLLECTOR else homes.index(leaf)
+        return f"eth{index + 1}"
+
+    def neighbor(self, router: str, address: str) -> dict[str, Any]:
+        found = self.routers[router].json(f"show bgp neighbors {address} json")
+        result: dict[str, Any] = found.get(address, {})
+        return result
+
+    def established(self, router: str, address: str) -> bool:
+        return self.neighbor(router, address).get("bgpState") == "Established"
+
+    def routes(self, router: str, family: str = "ipv4") -> set[str]:
+        return set(self.routers[router].received_routes(family))
+
+    def next_hops(self, router: str, prefix: str, family: str = "ipv4") -> set[str]:
+        """The next hops of every path ``router`` holds for ``prefix``."""
+        paths = self.routers[router].json(f"show bgp {family} unicast {prefix} json")
+        return {nh["ip"] for p in paths.get("paths", []) for nh in p.get("nexthops", [])}
+
+    def fib(self, router: str, prefix: str) -> list[dict[str, Any]]:
+        """``router``'s kernel routes for ``prefix`` installed by BGP."""
+        ns = self.routers[router].ns
+        family = "-6" if ":" in prefix else "-4"
+        found: list[dict[str, Any]] = ns.ip_json(family, "route", "show", prefix)
+        return [route for route in found if route.get("protocol") == "bgp"]
+
+
+def build_racks(
+    lab: Lab,
+    homes: Sequence[Sequence[int]] = ((1,), (2,)),
+    *,
+    bfd_leaves: Sequence[int] = (),
+    collector: bool = False,
+    uplink: bool = False,
+) -> RackFabric:
+    """The racks (see ``RackFabric``); ``bfd_leaves``: leaves that ask BFD of their node
+    sessions (100 ms x 3); ``uplink``: each leaf keeps a port free for a spine (``eth<last
+    node port + 1>``), peered unnumbered (the demo adds the spine)."""
+    homed = tuple(tuple(home) for home in homes)
+    count = max(leaf for home in homed for leaf in home)
+    leaves = [lab.namespace(f"leaf{index}") for index in range(1, count + 1)]
+    nodes = [lab.namespace(f"node{index}") for index in range(1, len(homed) + 1)]
+    fabric = RackFabric(lab, leaves, nodes, homed)
+    if collector:
+        fabric.collector = lab.namespace("collector")
+    for ns in [*leaves, *nodes, *([fabric.collector] if fabric.collector else [])]:
+        # A link that goes down keeps its addresses, as on a node's network configuration.
+        for scope in ("all", "default"):
+            ns.run("sysctl", "-qw", f"net.ipv6.conf.{scope}.keep_addr_on_down=1")
+        ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        ns.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    downlinks: dict[int, list[Neighbor]] = {leaf: [] for leaf in range(1, count + 1)}
+    downlinks[COLLECTOR] = []
+    switches = {leaf: leaves[leaf - 1] for leaf in range(1, count + 1)}
+    if fabric.collector is not None:
+        switches[COLLECTOR] = fabric.collector
+    for node_index, home in enumerate(homed, 1):
+        node = nodes[node_index - 1]
+        for leaf in [*home, *([COLLECTOR] if fabric.collector else [])]:
+            switch, port = switches[leaf], fabric.port(node_index, leaf)
+            lab.link(switch, f"eth{node_index}", node, port)
+            switch_v4, node_v4, switch_v6, node_v6 = link_addresses(leaf, node_index)
+            switch.ip("addr", "add", f"{switch_v4}/31", "dev", f"eth{node_index}")
+            switch.ip("addr", "add", f"{switch_v6}/127", "dev", f"eth{node_index}", "nodad")
+            node.ip("addr", "add", f"{node_v4}/31", "dev", port)
+            node.ip("addr", "add", f"{node_v6}/127", "dev", port, "nodad")
+            bfd = leaf in bfd_leaves
+            downlinks[leaf] += [
+                Neighbor(node_v4, "external", bfd=bfd),
+                Neighbor(node_v6, "external", bfd=bfd),
+            ]
+    for leaf in range(1, count + 1):
+        served = sum(1 for home in homed if leaf in home)
+        fabric.routers[f"leaf{leaf}"] = lab.frr(
+            leaves[leaf - 1],
+            unnumbered_leaf(
+                f"leaf{leaf}",
+                65100 + leaf,
+                f"10.255.0.{leaf}",
+                [f"eth{len(homed) + 1}"] if uplink and served else [],
+                kernel_nexthops=False,
+                numbered=downlinks[leaf],
+            ),
+            daemons=("zebra", "bgpd", "bfdd") if leaf in bfd_leaves else ("zebra", "bgpd"),
+        )
+    if fabric.collector is not None:
+        config = numbered_router("collector", COLLECTOR_ASN, "10.255.0.9", downlinks[COLLECTOR])
+        fabric.routers["collector"] = lab.frr(fabric.collector, config)
+    return fabric

@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 from cosmolet import logs
 from cosmolet.agent.inputs import Event, Refused, Stop
 from cosmolet.exabgp import api as exabgp_api
+from cosmolet.exabgp import shown
 from cosmolet.exabgp.api import Answer, Command, CommandKind, PeerEvent, PeerState
 
 log = logs.get("cosmolet.agent")
@@ -50,6 +51,8 @@ class Answers:
         self._pending: deque[Command] = deque()
         self._not_established: set[tuple[str, str]] = set()  # (peer, local), from the stream
         self._reloading = False
+        #: the command the last answer was matched to (read by the stdin thread, which answers)
+        self.last: Command | None = None
         #: refused commands by kind (``unmatched``: an error with nothing pending)
         self.refused: Counter[str] = Counter()
 
@@ -78,15 +81,16 @@ class Answers:
         """Match one answer; returns the command ExaBGP refused, if it was one."""
         with self._lock:
             if answer is Answer.RELOADING:
-                self._reloading = True
+                self._reloading, self.last = True, None
                 return None
             if self._reloading:  # a reload's own answer, written right after its notice
                 self._reloading = False
-                self._take(lambda command: command.kind is CommandKind.RELOAD)
+                self.last = self._take(lambda command: command.kind is CommandKind.RELOAD)
                 return None
             command = self._take(self._refused_at_once) if answer is Answer.ERROR else None
             if command is None and self._pending:
                 command = self._pending.popleft()
+            self.last = command
             if answer is not Answer.ERROR:
                 return None
             self.refused[UNMATCHED if command is None else str(command.kind)] += 1
@@ -132,19 +136,21 @@ def read_stdin(stream: TextIO, events: queue.Queue[Event], answers: Answers | No
     """The stdin thread: ExaBGP's events to the queue, its answers matched (a refused command
     queued as ``Refused``); EOF means ExaBGP is gone. It never blocks on the queue, so ExaBGP,
     which blocks writing to a full pipe, is never held up by it."""
+    blocks = shown.NeighborBlocks()
     try:
         for line in stream:
             answer = exabgp_api.parse_answer(line)
             if answer is not None:
                 refused = answers.answer(answer) if answers is not None else None
+                if answers is not None and answers.last is shown.SHOW_NEIGHBORS:
+                    events.put(blocks.finish(complete=refused is None))
+                    continue
                 if refused is not None:
                     events.put(Refused(refused))
                 elif answer is Answer.ERROR:
                     log.warning("ExaBGP refused a command, which cannot be told apart")
                 continue
-            shown = exabgp_api.parse_neighbors(line)
-            if shown is not None:  # ``show neighbor json``, asked to check a reload
-                events.put(shown)
+            if blocks.feed(line):  # ``show neighbor configuration``, asked to check a reload
                 continue
             event = exabgp_api.parse_event(line)
             if isinstance(event, PeerEvent) and answers is not None:

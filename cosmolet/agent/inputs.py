@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from cosmolet.engine.model import Link
 from cosmolet.engine.peers import NodeAddresses
-from cosmolet.exabgp.api import Command, NeighborsShown, PeerEvent, PeerOpen, Shutdown
+from cosmolet.exabgp.api import Command, PeerEvent, PeerOpen, Shutdown
+from cosmolet.exabgp.shown import NeighborsShown
 
 
 @dataclass(frozen=True)

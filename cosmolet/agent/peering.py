@@ -11,8 +11,9 @@ session is the same text).
 
 ExaBGP 5.0.15 drops a ``reload`` that arrives while a neighbor still has route updates queued
 (``reactor/loop.py``: the signal is re-armed, then the loop ``continue``s), answering ``done``
-all the same. So every reload is checked: ``show neighbor json`` a moment later must list the
-neighbors rendered; until it does the reload is sent again, with a growing pause.
+all the same. So every reload is checked: ``show neighbor configuration`` a moment later must
+list the neighbors rendered (``cosmolet.exabgp.shown``); until it does the reload is sent again,
+with a growing pause.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from cosmolet.engine.peers import (
 )
 from cosmolet.exabgp import config as exabgp_config
 from cosmolet.exabgp import sessions as sessions_file
-from cosmolet.exabgp.api import Session, ShownNeighbor
+from cosmolet.exabgp.api import Session
 from cosmolet.exabgp.sessions import InForce
+from cosmolet.exabgp.shown import NeighborsShown, ShownNeighbor
 from cosmolet.paths import RuntimePaths
 
 log = logs.get("cosmolet.agent.peering")
@@ -75,6 +77,16 @@ class Expected:
             and shown.router_id == self.router_id
             and shown.hold_time == self.hold_time
         )
+
+
+def _same(expected: Sequence[Expected], shown: list[ShownNeighbor]) -> bool:
+    """Each expected neighbor shown, and nothing else."""
+    for wanted in expected:
+        match = next((s for s in shown if wanted.shown_as(s)), None)
+        if match is None:
+            return False
+        shown.remove(match)
+    return not shown
 
 
 def _node_key(node: Node | None) -> tuple[object, ...]:
@@ -233,25 +245,19 @@ class Peering:
         self.verify_at = None
         return True
 
-    def applied(self, shown: Sequence[ShownNeighbor]) -> bool:
+    def applied(self, answer: NeighborsShown) -> bool:
         """Whether ExaBGP runs the neighbors rendered (logged either way, once per reload)."""
-        left = list(shown)
-        for expected in self.expected:
-            match = next((s for s in left if expected.shown_as(s)), None)
-            if match is None:
-                break
-            left.remove(match)
-        else:
-            if not left:
-                if self.attempts:
-                    log.info("ExaBGP reloaded its configuration", attempts=self.attempts)
-                self.attempts = 0
-                return True
+        if answer.complete and _same(self.expected, list(answer.neighbors)):
+            if self.attempts:
+                log.info("ExaBGP reloaded its configuration", attempts=self.attempts)
+            self.attempts = 0
+            return True
         log.warning(
             "ExaBGP has not applied the new configuration (a reload is dropped while route "
             "updates are queued): reloading again",
             attempt=self.attempts,
-            running=sorted(f"{s.peer} AS{s.peer_as}" for s in shown),
+            running=sorted(f"{s.peer} AS{s.peer_as}" for s in answer.neighbors),
+            answered=answer.complete,
         )
         return False
 

@@ -46,14 +46,8 @@ from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Delta, Link, Plan, Route, Skip
 from cosmolet.exabgp import api as exabgp_api
-from cosmolet.exabgp.api import (
-    CommandKind,
-    NeighborsShown,
-    PeerEvent,
-    PeerOpen,
-    Session,
-    Shutdown,
-)
+from cosmolet.exabgp.api import CommandKind, PeerEvent, PeerOpen, Session, Shutdown
+from cosmolet.exabgp.shown import SHOW_NEIGHBORS, NeighborsShown
 from cosmolet.paths import RuntimePaths
 from cosmolet.sources import Source
 from cosmolet.sources.state import ClusterState
@@ -202,7 +196,7 @@ class Reconciler(ReconcilerView):
             if self.neighbors.set_addresses(event.addresses):
                 self._reconfigure("this node's addresses changed")
         elif isinstance(event, NeighborsShown):
-            if not self.neighbors.applied(event.neighbors):
+            if not self.neighbors.applied(event):
                 self._reload()
         elif isinstance(event, Drain):
             if not self.draining:
@@ -388,7 +382,7 @@ class Reconciler(ReconcilerView):
     def verify_reload(self) -> None:
         """A reload is checked once ExaBGP had a moment (``Peering``: it may drop one)."""
         if self.neighbors.verify_due(self.clock()):
-            self._send([exabgp_api.SHOW_NEIGHBORS])
+            self._send([SHOW_NEIGHBORS])
 
     def check_peers(self) -> None:
         """Say, once per outage, which peer has not been established for a long while."""

@@ -131,8 +131,6 @@ class Command:
 
 
 RELOAD = Command("reload", CommandKind.RELOAD)
-#: ExaBGP's neighbors as it runs them, one JSON line (``parse_neighbors``): to check a reload.
-SHOW_NEIGHBORS = Command("show neighbor json", CommandKind.SHOW)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[tuple[str, ...]]:
@@ -294,64 +292,3 @@ def _canonical(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         return text
-
-
-@dataclass(frozen=True, slots=True)
-class ShownNeighbor:
-    """One neighbor of ``show neighbor json``: what tells one configuration from another."""
-
-    peer: str
-    local: str | None
-    local_as: int | None
-    peer_as: int | None  # None: ``auto`` (or not known yet)
-    router_id: str | None
-    hold_time: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class NeighborsShown:
-    """ExaBGP's answer to ``show neighbor json``: every neighbor it runs now."""
-
-    neighbors: tuple[ShownNeighbor, ...]
-
-
-def parse_neighbors(line: str) -> NeighborsShown | None:
-    """Parse the one line ``show neighbor json`` writes (a JSON list); ``None`` for any other."""
-    line = line.strip()
-    if not line.startswith("["):
-        return None
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, list):
-        return None
-    found = []
-    for item in data:
-        if not isinstance(item, dict):
-            return None
-        local, peer = item.get("local"), item.get("peer")
-        if not isinstance(local, dict) or not isinstance(peer, dict):
-            return None
-        address = peer.get("address")
-        if not isinstance(address, str):
-            return None
-        found.append(
-            ShownNeighbor(
-                peer=_canonical(address),
-                local=_text(local.get("address")),
-                local_as=_number(local.get("as")),
-                peer_as=_number(peer.get("as")),
-                router_id=_text(local.get("id")),
-                hold_time=_number(local.get("hold")),
-            )
-        )
-    return NeighborsShown(tuple(found))
-
-
-def _text(value: object) -> str | None:
-    return _canonical(value) if isinstance(value, str) else None
-
-
-def _number(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -184,6 +184,14 @@ def kernel_source(peer: Address) -> str | None:
     return str(found) if found.version == peer.version and not found.is_unspecified else None
 
 
+def _hold_per_peer(config: Config) -> bool:
+    """Whether each neighbor carries its hold time. ExaBGP copies a template's values over the
+    neighbor's own (``Scope.transfer``): a neighbor's ``hold-time`` under a template that has one
+    is ignored. So when a peer entry sets ``holdTime``, every neighbor gets its own and the
+    template none (decided by the config alone, so it does not move while the agent runs)."""
+    return config.mode is Mode.NUMBERED and any(p.hold_time is not None for p in config.bgp.peers)
+
+
 def _neighbor(
     config: Config,
     peer: ResolvedPeer,
@@ -207,8 +215,9 @@ def _neighbor(
     if _scoped(peer):
         lines.append(f"    source-interface {peer.interface};")
     lines.append(f"    peer-as {'auto' if peer.asn is None else peer.asn};")
-    if entry.hold_time is not None:
-        lines.append(f"    hold-time {entry.hold_time};")
+    if _hold_per_peer(config):
+        hold = config.bgp.hold_time if entry.hold_time is None else entry.hold_time
+        lines.append(f"    hold-time {hold};")
     if entry.port is not None:
         lines.append(f"    connect {entry.port};")
     if entry.password_file is not None:
@@ -248,9 +257,10 @@ def render(
         "    neighbor cosmolet {",
         f"        router-id {router_id(resolved)};",
         f"        local-as {resolved.asn};",
-        f"        hold-time {bgp.hold_time};",
-        "        group-updates true;",
     ]
+    if not _hold_per_peer(config):
+        template.append(f"        hold-time {bgp.hold_time};")
+    template.append("        group-updates true;")
     hybrid = config.mode is Mode.HYBRID
     capabilities = []
     if bgp.graceful_restart.enabled:

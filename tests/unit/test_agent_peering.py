@@ -20,7 +20,8 @@ from cosmolet.agent.reconciler import Reconciler
 from cosmolet.config.schema import validate
 from cosmolet.engine.objects import EndpointSlice, Node, Service, decode_all
 from cosmolet.engine.peers import NodeAddresses
-from cosmolet.exabgp.api import NeighborsShown, PeerEvent, PeerState, ShownNeighbor
+from cosmolet.exabgp.api import PeerEvent, PeerState
+from cosmolet.exabgp.shown import NeighborsShown, ShownNeighbor
 from tests.factories import family_slices, service
 from tests.factories import node as node_dict
 
@@ -191,7 +192,7 @@ def test_a_reload_is_checked_and_sent_again_until_exabgp_runs_the_new_neighbors(
     assert lines(out) == []  # not yet: ExaBGP gets a moment
     clock.now += 1.0
     agent.verify_reload()
-    assert lines(out) == ["show neighbor json"]
+    assert lines(out) == ["show neighbor configuration"]
     agent.handle_batch([shown()])  # dropped (route updates were queued): still no neighbor
     assert lines(out) == ["reload"]
     clock.now += 1.5
@@ -199,7 +200,7 @@ def test_a_reload_is_checked_and_sent_again_until_exabgp_runs_the_new_neighbors(
     assert lines(out) == []  # the pause doubles
     clock.now += 0.5
     agent.verify_reload()
-    assert lines(out) == ["show neighbor json"]
+    assert lines(out) == ["show neighbor configuration"]
     agent.handle_batch([shown(("10.1.1.0", "10.1.1.1", 65101))])
     clock.now += 60
     agent.verify_reload()

@@ -5,6 +5,7 @@ to the same bytes, so ExaBGP's ``reload`` leaves it alone."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import subprocess
 import sys
@@ -191,3 +192,41 @@ def test_render_exabgp_for_a_node_from_an_objects_file(
     assert "local-as 65002;" in captured.out
     assert "neighbor 10.255.0.2 {" in captured.out and "10.255.0.1" not in captured.out
     assert "bgp.peers[0].interface" in captured.err
+
+
+READ_BY_EXABGP = """
+import json, sys
+from exabgp.environment import getenv
+from exabgp.logger import log
+from exabgp.configuration.configuration import Configuration
+log.init(getenv())
+config = Configuration([sys.argv[1]])
+assert config.reload(), config.error
+print(json.dumps({
+    str(n["peer-address"]): [n["hold-time"], n["connect"], n["peer-as"], n["local-as"]]
+    for n in config.neighbors.values()
+}))
+"""
+
+
+def test_exabgp_reads_each_neighbors_own_hold_time_port_and_asn(tmp_path: Path) -> None:
+    """Parsed by ExaBGP itself: a neighbor's own ``hold-time`` would lose to the template's
+    (``Scope.transfer`` copies the template over it), so with an override none is in the
+    template and each neighbor has its own."""
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(rendered("node1"))
+    result = subprocess.run(
+        [sys.executable, "-c", READ_BY_EXABGP, str(conf)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    neighbors = json.loads(result.stdout.strip().splitlines()[-1])
+    assert neighbors == {
+        "10.1.1.0": [9, 0, None, 65001],
+        "fd10:1:1::": [9, 0, None, 65001],
+        "192.0.2.1": [30, 0, 65000, 65001],
+        "fe80::1": [30, 0, 65000, 65001],
+        "10.255.0.1": [9, 1179, 65000, 65001],
+    }
