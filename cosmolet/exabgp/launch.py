@@ -23,9 +23,15 @@ routes. A route carrying ExaBGP's internal attributes (watchdog, split, name) ta
 path, since ExaBGP pops those per route. Upstream would need ``remove_self`` to copy only what
 it changes.
 
+``debug``: ExaBGP calls ``log.debug(lambda: ...)`` several times per route (queueing it, caching
+it, scheduling the line), and each call checks the level in Python before dropping the message.
+When ``exabgp.log.level`` is not ``DEBUG`` (cosmolet sets the level from ``logging.level``), the
+launcher makes ``log.debug`` drop it at once, as ExaBGP's own ``log.silence`` does for every
+level. Upstream would need the level checked once, not per call.
+
 Each is applied only to the version it was measured on; any other version runs stock and says
 so on stderr. ``COSMOLET_EXABGP_TUNING=off`` runs stock, and a comma-separated list
-(``batch``, ``copy``) applies only those (for measuring each side by side); an
+(``batch``, ``copy``, ``debug``) applies only those (for measuring each side by side); an
 ``exabgp.reactor.speed`` already in the environment is kept.
 """
 
@@ -43,7 +49,7 @@ STOCK_LIMIT = 50
 LIMIT = 1000
 REACTOR_SPEED = "5.0"
 TUNING_ENV = "COSMOLET_EXABGP_TUNING"
-ADJUSTMENTS = ("batch", "copy")
+ADJUSTMENTS = ("batch", "copy", "debug")
 
 
 def wanted(env: MutableMapping[str, str]) -> tuple[str, ...]:
@@ -82,6 +88,8 @@ def tune(environ: MutableMapping[str, str] | None = None) -> str:
     if "copy" in names:
         share_attributes()
         done.append("remove_self without deepcopy")
+    if "debug" in names and quiet_debug(env):
+        done.append("debug log calls dropped")
     return f"ExaBGP {installed} with " + "; ".join(done)
 
 
@@ -125,6 +133,21 @@ def share_attributes() -> None:
     remove_self.cosmolet = True  # type: ignore[attr-defined]
     remove_self.stock = stock  # type: ignore[attr-defined]
     Neighbor.remove_self = remove_self
+
+
+def quiet_debug(env: MutableMapping[str, str]) -> bool:
+    """Make ``log.debug`` a no-op unless ExaBGP's level is ``DEBUG`` (either spelling of the
+    setting); returns whether it did."""
+    level = env.get("exabgp.log.level", env.get("exabgp_log_level", "INFO"))
+    if level.strip().upper() == "DEBUG":
+        return False
+    from exabgp.logger import log
+
+    def dropped(cls: Any, message: Any, source: str = "", level: str = "DEBUG") -> None:
+        """The debug line is below the level: not even looked at."""
+
+    log.debug = classmethod(dropped)
+    return True
 
 
 def _clone(obj: Any) -> Any:

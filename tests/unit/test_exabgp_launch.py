@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from exabgp.bgp.neighbor import Neighbor
+from exabgp.logger import log
 from exabgp.reactor.asynchronous import ASYNC
 
 from cosmolet.exabgp import launch as exabgp_launch
@@ -21,6 +22,12 @@ def _restore() -> object:
     yield
     ASYNC.LIMIT = exabgp_launch.STOCK_LIMIT
     Neighbor.remove_self = STOCK_REMOVE_SELF
+    if "debug" in vars(log):
+        del log.debug
+
+
+def _debug_dropped() -> bool:
+    return "debug" in vars(log)
 
 
 def test_applied_to_the_pinned_version() -> None:
@@ -28,10 +35,24 @@ def test_applied_to_the_pinned_version() -> None:
     done = exabgp_launch.tune(environ)
     assert "ASYNC.LIMIT 50 -> 1000, reactor speed 5.0" in done
     assert "remove_self without deepcopy" in done
+    assert "debug log calls dropped" in done and _debug_dropped()
     assert ASYNC().LIMIT == exabgp_launch.LIMIT
     assert environ["exabgp.reactor.speed"] == "5.0"
     assert Neighbor.remove_self is not STOCK_REMOVE_SELF
     assert "stock ExaBGP" in exabgp_launch.tune({}), "applied twice"
+
+
+def test_debug_lines_are_dropped_below_the_debug_level() -> None:
+    exabgp_launch.tune({"exabgp.log.level": "INFO"})
+    log.debug(lambda: 1 / 0, "rib")  # the message is never evaluated
+    assert _debug_dropped()
+
+
+@pytest.mark.parametrize("setting", ["exabgp.log.level", "exabgp_log_level"])
+def test_debug_lines_stay_at_the_debug_level(setting: str) -> None:
+    done = exabgp_launch.tune({setting: "debug"})
+    assert "debug log calls dropped" not in done
+    assert not _debug_dropped()
 
 
 @pytest.mark.parametrize(
@@ -54,6 +75,7 @@ def test_off_on_request() -> None:
     assert "stock" in exabgp_launch.tune(environ)
     assert ASYNC.LIMIT == exabgp_launch.STOCK_LIMIT
     assert Neighbor.remove_self is STOCK_REMOVE_SELF
+    assert not _debug_dropped()
     assert "exabgp.reactor.speed" not in environ
 
 
