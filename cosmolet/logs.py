@@ -46,7 +46,10 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
+        # One write per line (the line and its newline together): PrintLogger writes them apart,
+        # and unbuffered (PYTHONUNBUFFERED, as in the image) ExaBGP's own stderr lines landed
+        # between a JSON line and its newline in the container's log.
+        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -118,6 +118,7 @@ def test_the_sidecar_runs_zebra_and_bfdd_and_sends_router_advertisements(lab: La
 
         # A BGP session of the node (ExaBGP's, in the pod) is open: SIGTERM waits for it to
         # close before FRR stops, so bfdd never goes down before the session does.
+        wait_for(lambda: _has_link_local(switch, "swp1"), 10)  # past duplicate address detection
         session = _bgp_session(lab, node, switch, f"{switch.link_local('swp1')}%fab0")
         sidecar.send_signal(signal.SIGTERM)
         time_held = 1.5

@@ -212,3 +212,24 @@ def test_a_deeply_nested_config_exits_2_naming_the_file(
     objects = ["--objects", str(EXAMPLES / "objects.json")] if command == "plan" else []
     assert main([command, *args, *objects]) == 2
     assert f"{deep}: nested too deeply" in capsys.readouterr().err
+
+
+def test_each_log_line_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line and its newline in one write: unbuffered, another process's output sharing the
+    stream could otherwise land between them (seen in the container's log)."""
+    from cosmolet import logs
+
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr("sys.stderr", Recorder())
+    logs.configure("info", "json")
+    logs.get("test").info("one line", key="value")
+    assert len(writes) == 1 and writes[0].endswith("}\n") and '"one line"' in writes[0]
