@@ -40,7 +40,9 @@ lab-down: $(STAMP)
 
 # All tests: unit tests everywhere; integration tests (real ExaBGP + FRR in network namespaces)
 # when run as root with FRR installed, which `make setup` provides.
-test: setup
+# The image is built first (make image: about a minute with its base cached, two without), so
+# that the chart's pod also runs from the image's own filesystem (tests/integration).
+test: setup image
 	$(PY) -m pytest -q
 
 unit: $(STAMP) $(VENV)/bin/kubectl
