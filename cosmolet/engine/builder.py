@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from cosmolet.config.schema import Config
 from cosmolet.engine.model import (
     UNHEALTHY,
@@ -44,6 +46,11 @@ REFUSALS = frozenset(
 )
 MAX_PENDING_REFUSALS = 1000
 
+#: A Service is kept packed (msgpack, ~130 bytes for a ClusterIP Service, where its record's
+#: objects take ~350) and unpacked when it is evaluated again (~1 us): at 100,000 Services, 20 MB.
+_PACK = msgspec.msgpack.Encoder()
+_UNPACK = msgspec.msgpack.Decoder(Service)
+
 
 class PlanBuilder:
     """Cluster records, each Service's decision, and the merged routes, updated per event."""
@@ -51,7 +58,7 @@ class PlanBuilder:
     def __init__(self, config: Config, node_name: str) -> None:
         self.policy = Policy.from_config(config)
         self.node_name = node_name
-        self.services: dict[str, Service] = {}
+        self.services: dict[str, bytes] = {}  # packed (``_PACK``)
         # Of an EndpointSlice only its owner and what it says about health are kept; a
         # Service's slices are one key, or a set of keys when it has several.
         self.slices: dict[str, tuple[str | None, Health]] = {}
@@ -78,8 +85,8 @@ class PlanBuilder:
         if service is None:
             self.services.pop(key, None)
         else:
-            self.services[key] = service
-        self._refresh(key)
+            self.services[key] = _PACK.encode(service)
+        self._refresh(key, service)
 
     def set_slice(self, key: str, endpoint_slice: EndpointSlice | None) -> None:
         info = (
@@ -125,7 +132,7 @@ class PlanBuilder:
         for key in set(self.services) - set(fresh):
             self.set_service(key, None)
         for key, service in fresh.items():
-            if self.services.get(key) != service:
+            if self.services.get(key) != _PACK.encode(service):
                 self.set_service(key, service)
 
     def replace_slices(self, slices: Iterable[EndpointSlice]) -> None:
@@ -229,9 +236,12 @@ class PlanBuilder:
         plan = assemble(self.policy, self.node_name, None, self.decisions.values())
         return {route.prefix: route for route in plan.routes}
 
-    def _refresh(self, service_key: str) -> None:
+    def _refresh(self, service_key: str, service: Service | None = None) -> None:
+        """Evaluate the Service again (``service``: its record, when the caller has it)."""
         old = self.decisions.pop(service_key, None)
-        service = self.services.get(service_key)
+        if service is None:
+            packed = self.services.get(service_key)
+            service = None if packed is None else _UNPACK.decode(packed)
         new = None
         if service is not None:
             health = self._health(service_key)

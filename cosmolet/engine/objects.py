@@ -2,7 +2,8 @@
 
 Only the fields cosmolet uses are declared; everything else in an object is skipped while
 decoding, so 10,000 Services and their EndpointSlices cost megabytes, not the hundreds the
-client's model objects take. The same records, with the same checks, are decoded from the API
+client's model objects take (and a Service encoded, as the builder keeps it, leaves out what
+is at its default). The same records, with the same checks, are decoded from the API
 server's raw JSON (``decode_json``, the watch) and from a ``kubectl get -o json`` file
 (``decode_dict``/``decode_object``: ``cosmolet plan``, ``--objects``).
 
@@ -23,7 +24,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 ANNOTATION_PREFIX = "cosmolet.io/"
 
 
-class ObjectMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+class ObjectMeta(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, rename="camel"):
     name: str = ""
     namespace: str = ""
     labels: dict[str, str] | None = None
@@ -32,7 +33,7 @@ class ObjectMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     resource_version: str = ""
 
 
-class ServiceSpec(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+class ServiceSpec(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, rename="camel"):
     type: str = "ClusterIP"
     cluster_ip: str | None = msgspec.field(default=None, name="clusterIP")
     cluster_ips: list[str] | None = msgspec.field(default=None, name="clusterIPs")
@@ -41,21 +42,23 @@ class ServiceSpec(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     external_traffic_policy: str | None = None
 
 
-class LoadBalancerIngress(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+class LoadBalancerIngress(
+    msgspec.Struct, frozen=True, gc=False, omit_defaults=True, rename="camel"
+):
     ip: str | None = None
     hostname: str | None = None
     ip_mode: str | None = None  # KEP-1860: "VIP" (or absent) or "Proxy"
 
 
-class LoadBalancerStatus(msgspec.Struct, frozen=True, gc=False):
+class LoadBalancerStatus(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     ingress: list[LoadBalancerIngress] | None = None
 
 
-class ServiceStatus(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+class ServiceStatus(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, rename="camel"):
     load_balancer: LoadBalancerStatus | None = None
 
 
-class Service(msgspec.Struct, frozen=True, gc=False):
+class Service(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     metadata: ObjectMeta = ObjectMeta()
     spec: ServiceSpec = ServiceSpec()
     status: ServiceStatus | None = None

@@ -86,8 +86,9 @@ class ServiceSink(KindSink[Service]):
 
     def _kept(self, record: Service) -> Service:
         """What 10,000 stored Services need not repeat: labels when no selector reads them
-        (``keep_labels`` false), the resourceVersion (the reflector has taken it), and one copy
-        of common strings."""
+        (``keep_labels`` false), the resourceVersion (the reflector has taken it), ``clusterIP``
+        when ``clusterIPs`` holds it (the rules read ``clusterIPs`` first), and one copy of
+        common strings."""
         meta = record.metadata
         meta = msgspec.structs.replace(
             meta,
@@ -100,6 +101,7 @@ class ServiceSink(KindSink[Service]):
         spec = msgspec.structs.replace(
             spec,
             type=sys.intern(spec.type),
+            cluster_ip=None if spec.cluster_ips else spec.cluster_ip,
             internal_traffic_policy=_intern(spec.internal_traffic_policy),
             external_traffic_policy=_intern(spec.external_traffic_policy),
         )
