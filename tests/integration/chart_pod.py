@@ -147,7 +147,7 @@ def tor(
     password: str | None = None,
 ) -> FrrRouter:
     """A numbered ToR on its own link to the node: (ToR address, node address, prefix length)
-    each, and a neighbor per node address (the IPv4 ones with ``password``)."""
+    each, and a neighbor per node address, each with ``password``."""
     ns = lab.namespace(name)
     lab.link(node, node_port, ns, "eth1")
     neighbors = []
@@ -155,8 +155,7 @@ def tor(
         nodad = ["nodad"] if ":" in tor_address else []
         ns.ip("addr", "add", f"{tor_address}/{length}", "dev", "eth1", *nodad)
         node.ip("addr", "add", f"{node_address}/{length}", "dev", node_port, *nodad)
-        v4 = ":" not in node_address
-        neighbors.append(Neighbor(node_address, NODE_ASN, password if v4 else None))
+        neighbors.append(Neighbor(node_address, NODE_ASN, password))
     router_id = f"10.254.0.{len(lab.namespaces)}"
     return lab.frr(ns, numbered_router(name, asn, router_id, neighbors))
 

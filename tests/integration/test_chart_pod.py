@@ -113,12 +113,14 @@ def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(
 ) -> None:
     documents = ci_values("numbered")
     config = config_of(documents)
-    peers = {p["address"]: p for p in config["bgp"]["peers"]}
-    assert set(peers) == {"10.0.0.1", "10.0.0.3", "fd00::1"}
-    assert {p["asn"] for p in peers.values()} == {65100}
+    # One config for every node: the ToRs at the other end of eth1 and eth2 (this node's /31s
+    # and /127 below), and a collector for rack r1's nodes only (not this one).
+    tors, collector = config["bgp"]["peers"][:2], config["bgp"]["peers"][2]
+    assert [(p["interface"], p["asn"]) for p in tors] == [("eth1", 65100), ("eth2", 65100)]
+    assert collector["nodeSelector"] == {"matchLabels": {"topology.cosmolet.io/rack": "r1"}}
     node = node_namespace(lab)
     # The MD5 Secret the values name, as the cluster's admin would create it; both ToRs hold the
-    # same password for their IPv4 sessions (the values give fd00::1 none).
+    # same password, for every session the node derives toward them.
     (volume,) = [v for v in daemonset_volumes(documents) if "secret" in v]
     password_secret = secret(volume["secret"]["secretName"], "cosmolet-system", {"tor": PASSWORD})
     tor1 = tor(

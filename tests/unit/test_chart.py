@@ -206,6 +206,30 @@ def test_hybrid_runs_zebra_and_bfdd_never_bgpd() -> None:
     assert "bfdd=no" in configmap["data"]["frr-daemons"]
 
 
+def test_numbered_mode_runs_frr_only_for_bfd_zebra_and_bfdd_never_bgpd() -> None:
+    """Numbered mode with BFD: the same sidecar (zebra, which bfdd needs, with no interface
+    stanza, so no router advertisement; bfdd), its frr.conf rendered by the init container
+    (bfdd's peers: the node's resolved peers), the agent in the frrvty group; without BFD,
+    no FRR at all."""
+    numbered = str(CHART / "ci/numbered-values.yaml")
+    assert set(containers(template("-f", numbered))) == {"cosmolet"}
+    documents = template("-f", numbered, "--set", "config.bgp.bfd.enabled=true")
+    found = containers(documents)
+    assert set(found) == {"frr-config", "cosmolet", "frr"}
+    assert "cosmolet render frr" in found["frr-config"]["command"][-1]
+    (configmap,) = by_kind(documents, "ConfigMap")
+    daemons = dict(
+        line.split("=", 1)
+        for line in configmap["data"]["frr-daemons"].splitlines()
+        if line and not line.startswith("#")
+    )
+    assert (daemons["zebra"], daemons["bfdd"], daemons["bgpd"]) == ("yes", "yes", "no")
+    spec = daemonset(documents)["spec"]["template"]["spec"]
+    assert spec["securityContext"]["supplementalGroups"] == [10003]
+    mounts = {m["name"] for m in found["cosmolet"]["volumeMounts"]}
+    assert {"frr-run", "frr-etc"} <= mounts
+
+
 def test_config_change_rolls_the_pods() -> None:
     def checksum(*args: str) -> str:
         annotations = daemonset(template(*args))["spec"]["template"]["metadata"]["annotations"]

@@ -1,6 +1,6 @@
 #!/bin/bash
-# FRR in a container: the cosmolet chart's hybrid-mode sidecar (zebra, and bfdd with BFD), and the
-# containerlab switches and nodes. Start FRR as its init script does (watchfrr starts the daemons
+# FRR in a container: the cosmolet chart's sidecar (hybrid mode: zebra, and bfdd with BFD;
+# numbered mode with BFD: zebra and bfdd), and the containerlab switches and nodes. Start FRR as its init script does (watchfrr starts the daemons
 # named in /etc/frr/daemons, applies /etc/frr/frr.conf with `vtysh -b` and restarts any daemon
 # that dies), and exit when FRR is no longer running, so that the container is restarted.
 #

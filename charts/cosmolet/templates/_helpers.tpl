@@ -48,8 +48,13 @@ app.kubernetes.io/component: bgp-speaker
 {{- end -}}
 
 {{- define "cosmolet.bfd" -}}
-{{- $bfd := dig "bgp" "bfd" "enabled" false .Values.config -}}
-{{- if and (include "cosmolet.hybrid" .) $bfd -}}true{{- end -}}
+{{- if dig "bgp" "bfd" "enabled" false .Values.config -}}true{{- end -}}
+{{- end -}}
+
+{{/* FRR runs on the node: in hybrid mode (zebra's router advertisements), and with BFD in
+     either mode (bfdd, and the zebra it needs). */}}
+{{- define "cosmolet.frr" -}}
+{{- if or (include "cosmolet.hybrid" .) (include "cosmolet.bfd" .) -}}true{{- end -}}
 {{- end -}}
 
 {{/*
