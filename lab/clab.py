@@ -41,7 +41,11 @@ NODE_START = """\
 # the Helm chart's own sidecar script and daemons file), then cosmolet, reading its Services from
 # /config/objects.yaml (edit lab/containerlab/configs/objects.yaml: the directory is mounted).
 set -eu
-config="/config/$NODE_NAME-$LAB_MODE.yaml"
+if [ "$LAB_MODE" = numbered ]; then
+  config=/config/numbered.yaml  # one config for both nodes: each derives its own peers
+else
+  config="/config/$NODE_NAME-$LAB_MODE.yaml"
+fi
 for ip in {service_ips}; do ip addr add "$ip" dev lo; done
 if [ "$LAB_MODE" = hybrid ]; then
   cp /chart-files/frr-daemons /etc/frr/daemons
@@ -80,6 +84,19 @@ def cosmolet_config(index: int, mode: str) -> dict[str, Any]:
     config = node_config(index, Path("/run/cosmolet"), mode)
     if mode == "hybrid":
         config["bgp"]["interfaces"] = ["eth1", "eth2"]  # eth0 is containerlab's management link
+    return config
+
+
+def shared_numbered_config() -> dict[str, Any]:
+    """Numbered mode's one config for both nodes: each peers with the leaf at the other end of
+    its eth1 and eth2 (the leaves' AS per link), its name from NODE_NAME and its router id from
+    its first IPv4 link address; everything else as the namespace lab's node config."""
+    config = node_config(1, Path("/run/cosmolet"), "numbered")
+    del config["nodeName"]
+    config["bgp"] = {
+        "asn": config["bgp"]["asn"],
+        "peers": [{"interface": f"eth{leaf}", "asn": 65100 + leaf} for leaf in (1, 2)],
+    }
     return config
 
 
@@ -216,6 +233,10 @@ def files() -> dict[str, str]:
         out[f"{mode}.clab.yml"] = HEADER + yaml.safe_dump(topology(mode), sort_keys=False)
         for switch in ("spine", "leaf1", "leaf2"):
             out[f"configs/{switch}-{mode}.conf"] = "! " + HEADER[2:] + switch_config(switch, mode)
+        if mode == "numbered":
+            shared = shared_numbered_config()
+            out["configs/numbered.yaml"] = HEADER + yaml.safe_dump(shared, sort_keys=False)
+            continue
         for index in (1, 2):
             config = cosmolet_config(index, mode)
             out[f"configs/node{index}-{mode}.yaml"] = HEADER + yaml.safe_dump(

@@ -8,6 +8,7 @@ tests/integration/test_containerlab_frr.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections import Counter
@@ -18,6 +19,8 @@ import pytest
 import yaml
 
 from cosmolet.cli import main as cosmolet_main
+from cosmolet.config.loader import load_config
+from cosmolet.engine.peers import NodeAddresses, resolve_peers
 from lab import clab
 
 TOPOLOGIES = sorted(clab.DIRECTORY.glob("*.clab.yml"))
@@ -78,16 +81,23 @@ def test_frr_interfaces_are_linked(path: Path) -> None:
                 assert f"{name}:{interface}" in linked, f"{source}: {interface} is not linked"
 
 
+def node_config(mode: str, index: int) -> Path:
+    """Hybrid mode: a config per node; numbered mode: one for both (each resolves its peers)."""
+    name = "numbered.yaml" if mode == "numbered" else f"node{index}-{mode}.yaml"
+    return clab.DIRECTORY / "configs" / name
+
+
 @pytest.mark.parametrize("mode", clab.MODES)
 @pytest.mark.parametrize("index", [1, 2])
 def test_node_configs_check_and_plan(
     mode: str, index: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = clab.DIRECTORY / f"configs/node{index}-{mode}.yaml"
+    config = node_config(mode, index)
     assert cosmolet_main(["check-config", str(config)]) == 0
     capsys.readouterr()
     objects = clab.DIRECTORY / "configs/objects.yaml"
-    assert cosmolet_main(["plan", "--config", str(config), "--objects", str(objects)]) == 0
+    plan = ["plan", "--config", str(config), "--objects", str(objects), "--node", f"node{index}"]
+    assert cosmolet_main(plan) == 0
     plan = json.loads(capsys.readouterr().out)
     assert {route["prefix"] for route in plan["routes"]} == {
         "10.96.0.10/32",
@@ -117,4 +127,32 @@ def test_node_start_uses_mounted_paths() -> None:
         assert source.exists() or "$" in name, used
     for mode in clab.MODES:
         for index in (1, 2):
-            assert (clab.DIRECTORY / mounts["/config"] / f"node{index}-{mode}.yaml").exists()
+            assert (clab.DIRECTORY / mounts["/config"] / node_config(mode, index).name).exists()
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_the_one_numbered_config_gives_each_node_its_own_leaves(index: int) -> None:
+    """Resolved with the addresses the topology gives the node: its peers are the addresses the
+    leaves' configurations hold for their side of its links, with the leaves' AS."""
+    node = load(clab.DIRECTORY / "numbered.clab.yml")["topology"]["nodes"][f"node{index}"]
+    interfaces: dict[str, list[Any]] = {}
+    for command in node["exec"]:
+        match = re.fullmatch(r"ip addr add (\S+) dev (\S+)", command)
+        assert match is not None, command
+        address, interface = match.groups()
+        interfaces.setdefault(interface, []).append(ipaddress.ip_interface(address))
+    addresses = NodeAddresses({name: tuple(found) for name, found in interfaces.items()})
+    config = load_config(node_config("numbered", index))
+    resolved = resolve_peers(
+        config.model_copy(update={"node_name": f"node{index}"}), None, addresses
+    )
+    assert resolved.problems == ()
+    found = {(str(peer.address), peer.asn) for peer in resolved.peers}
+    expected = set()
+    for leaf in (1, 2):
+        text = (clab.DIRECTORY / f"configs/leaf{leaf}-numbered.conf").read_text()
+        for address in re.findall(
+            rf"^interface eth{index}\n ip address (\S+)/31\n ipv6 address (\S+)/127", text, re.M
+        )[0]:
+            expected.add((address, 65100 + leaf))
+    assert found == expected
