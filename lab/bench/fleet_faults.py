@@ -2,8 +2,9 @@
 Cluster-policy VIP and a Local-policy VIP (``lab.bench.traffic``):
 
 - a rolling restart of every node as the chart's DaemonSet does it: one pod at a time (cosmolet
-  and its FRR sidecar terminated together, graceful restart on), the next once the agent is ready
-  (``/readyz``) and its leaf holds all its routes again, none of them a stale copy;
+  and its FRR sidecar terminated together, the sidecar's FRR stopping once the BGP sessions have
+  closed; graceful restart on), the next once the agent is ready (``/readyz``) and its leaf holds
+  all its routes again, none of them a stale copy;
 - a node falling silent (its BGP and BFD speakers and zebra frozen, its service addresses gone),
   with BFD on the leaves and without (the hold time): the spine's reroute and the packets lost.
 """

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -186,18 +187,25 @@ class Node:
             self.frr.stop()
 
     def restart_pod(self) -> None:
-        """As the kubelet replaces the chart's pod: SIGTERM to every container at once
-        (``cosmolet start``; zebra and bfdd, the FRR sidecar), wait for them all to exit, then
-        start the FRR sidecar and cosmolet again."""
+        """As the kubelet replaces the chart's pod: SIGTERM to both containers; the FRR sidecar
+        (``charts/cosmolet/files/frr-sidecar.sh``) stops zebra and bfdd only once the node's BGP
+        sessions have closed (at most 25 s), so that the switch never sees BFD go down first.
+        Then the FRR sidecar and cosmolet start again."""
         assert self.agent.process is not None
-        frr = list(self.frr.pids.values()) if self.frr is not None else []
-        for pid in (self.agent.process.pid, *frr):
-            os.kill(pid, signal.SIGTERM)
+        self.agent.process.send_signal(signal.SIGTERM)
+        if self.frr is not None:
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline and self._bgp_sessions_open():
+                time.sleep(0.2)
+            self.stop_frr()
         self.agent.process.wait(30)
         self.agent.process = None
-        self.stop_frr()  # waits for the daemons to exit
         self.start_frr()
         self.agent.start()
+
+    def _bgp_sessions_open(self) -> bool:
+        """The sidecar's test: an established TCP connection to port 179 in the node."""
+        return bool(self.ns.run("ss", "-Htn", "state", "established", "( dport = :179 )").strip())
 
     def pids(self) -> dict[str, int]:
         """Every process of the node: cosmolet's three, and FRR's."""

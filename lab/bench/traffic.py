@@ -198,7 +198,7 @@ class FibLog:
     """``ip monitor route`` in a namespace: each change to the route of a watched prefix."""
 
     def __init__(self, ns: Namespace, prefixes: Sequence[str]) -> None:
-        self.watched = set(prefixes)
+        self.ns, self.watched = ns, set(prefixes)
         self.changes: list[FibChange] = []
         self.lock = threading.Lock()
         self.process = ns.popen("ip", "monitor", "route", stdout_pipe=True)
@@ -218,6 +218,11 @@ class FibLog:
                     self.changes.append(FibChange(time.monotonic(), prefix, deleted))
 
     def since(self, started: float, prefix: str | None = None) -> list[FibChange]:
+        """The changes from ``started`` on; an error if the monitor is gone (it would miss
+        them)."""
+        code = self.process.poll()
+        if code is not None:
+            raise RuntimeError(f"ip monitor route in {self.ns.name} exited {code}")
         with self.lock:
             return [
                 c
