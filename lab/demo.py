@@ -3,8 +3,9 @@
 Builds the reference fabric (``lab/fabric.py``: a spine, two leaves, two nodes in hybrid mode,
 a client), creates Services through the lab API server with the official client, shows which
 prefixes the spine and the leaves hold and via whom, then breaks things and measures how fast
-the fabric follows. Exits 0 only if every check passed; everything it made is removed on exit,
-Ctrl-C and failure.
+the fabric follows. ``--numbered``: two racks, one numbered config for both nodes
+(``lab/demo_racks.py``). Exits 0 only if every check passed; everything it made is removed on
+exit, Ctrl-C and failure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
@@ -35,10 +37,11 @@ SPINE_PORTS = {"eth1": "leaf1", "eth2": "leaf2"}
 LEAF_PORTS = {"eth1": "node1", "eth2": "node2"}
 
 
-class Demo:
-    def __init__(self, fabric: Fabric) -> None:
-        self.fabric = fabric
-        api = config.new_client_from_config(config_file=str(fabric.kubeconfig))
+class Story:
+    """What every demo story needs: narration, checks, timings, and the API server."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
         self.core = client.CoreV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.failures: list[str] = []
@@ -65,22 +68,6 @@ class Demo:
         self.check(True, f"{what}: {took * 1000:.0f} ms")
         return took
 
-    def where(self, prefix: str) -> dict[str, list[str]]:
-        """Who holds ``prefix`` and via whom: spine -> leaves, leaves -> nodes."""
-        f = self.fabric
-        return {
-            "spine": [SPINE_PORTS.get(p, p) for p in f.paths("spine", prefix)],
-            "leaf1": [LEAF_PORTS.get(p, p) for p in f.paths("leaf1", prefix)],
-            "leaf2": [LEAF_PORTS.get(p, p) for p in f.paths("leaf2", prefix)],
-        }
-
-    def table(self) -> None:
-        print(f"          {'prefix':<16} {'spine via':<14} {'leaf1 via':<14} {'leaf2 via':<14}")
-        for prefix in PREFIXES:
-            held = self.where(prefix)
-            cells = [",".join(held[r]) or "-" for r in ("spine", "leaf1", "leaf2")]
-            print(f"          {prefix:<16} {cells[0]:<14} {cells[1]:<14} {cells[2]:<14}")
-
     # --- Kubernetes ---------------------------------------------------------------------------
 
     def service(self, name: str, ips: list[str], **spec: Any) -> None:
@@ -100,6 +87,48 @@ class Demo:
                 for i, node in enumerate(ready_on, 1)
             ]
             put_endpoints(self.discovery, name, endpoints, f"{name}{suffix}", address_type=family)
+
+    def watch(self, bad: Callable[[], bool], seconds: float) -> bool:
+        """Sample ``bad`` every 20 ms for ``seconds``; True if it was ever true."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if bad():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def verdict(self) -> int:
+        total = time.monotonic() - self.started
+        if self.failures:
+            self.say(f"{len(self.failures)} check(s) FAILED in {total:.0f} s: {self.failures}")
+            return 1
+        self.say(f"every check passed in {total:.0f} s; tearing the fabric down")
+        return 0
+
+
+class Demo(Story):
+    """The hybrid story, on the reference fabric (``lab.fabric``)."""
+
+    def __init__(self, fabric: Fabric) -> None:
+        assert fabric.kubeconfig is not None
+        super().__init__(fabric.kubeconfig)
+        self.fabric = fabric
+
+    def where(self, prefix: str) -> dict[str, list[str]]:
+        """Who holds ``prefix`` and via whom: spine -> leaves, leaves -> nodes."""
+        f = self.fabric
+        return {
+            "spine": [SPINE_PORTS.get(p, p) for p in f.paths("spine", prefix)],
+            "leaf1": [LEAF_PORTS.get(p, p) for p in f.paths("leaf1", prefix)],
+            "leaf2": [LEAF_PORTS.get(p, p) for p in f.paths("leaf2", prefix)],
+        }
+
+    def table(self) -> None:
+        print(f"          {'prefix':<16} {'spine via':<14} {'leaf1 via':<14} {'leaf2 via':<14}")
+        for prefix in PREFIXES:
+            held = self.where(prefix)
+            cells = [",".join(held[r]) or "-" for r in ("spine", "leaf1", "leaf2")]
+            print(f"          {prefix:<16} {cells[0]:<14} {cells[1]:<14} {cells[2]:<14}")
 
     # --- the story ----------------------------------------------------------------------------
 
@@ -191,21 +220,7 @@ class Demo:
         for address in (V4, DUAL6, LB):
             self.check(f.ping(address), f"client pings {address}")
 
-        total = time.monotonic() - self.started
-        if self.failures:
-            self.say(f"{len(self.failures)} check(s) FAILED in {total:.0f} s: {self.failures}")
-            return 1
-        self.say(f"every check passed in {total:.0f} s; tearing the fabric down")
-        return 0
-
-    def watch(self, bad: Callable[[], bool], seconds: float) -> bool:
-        """Sample ``bad`` every 20 ms for ``seconds``; True if it was ever true."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if bad():
-                return True
-            time.sleep(0.02)
-        return False
+        return self.verdict()
 
 
 def main() -> int:
@@ -213,9 +228,12 @@ def main() -> int:
         print("make demo needs root (it builds network namespaces)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    mode = "numbered" if "--numbered" in sys.argv[1:] else "hybrid"
     try:
-        with lab_fabric.running(mode) as fabric:
+        if "--numbered" in sys.argv[1:]:
+            from lab import demo_racks
+
+            return demo_racks.main()
+        with lab_fabric.running("hybrid") as fabric:
             return Demo(fabric).run()
     except KeyboardInterrupt:
         print("interrupted: fabric removed", file=sys.stderr)

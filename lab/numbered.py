@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.frr_configs import Neighbor, numbered_router, unnumbered_leaf
+from lab.frr_configs import spine as spine_router
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.node import Cosmolet
 
@@ -151,6 +152,7 @@ class RackFabric:
     collector: Namespace | None = None
     #: a spine (unnumbered to the leaves) and a client behind it, for the demo
     spine: Namespace | None = None
+    client: Namespace | None = None
 
     def port(self, node: int, leaf: int) -> str:
         """The node's interface to ``leaf`` (``COLLECTOR`` for the collector)."""
@@ -174,6 +176,21 @@ class RackFabric:
         paths = self.routers[router].json(f"show bgp {family} unicast {prefix} json")
         return {nh["ip"] for p in paths.get("paths", []) for nh in p.get("nexthops", [])}
 
+    def paths(self, router: str, prefix: str) -> list[str]:
+        """Where ``router`` sends ``prefix`` in its FIB: the interfaces of its next hops."""
+        found = []
+        for route in self.fib(router, prefix):
+            hops = route.get("nexthops") or [route]
+            found += [str(hop["dev"]) for hop in hops if hop.get("dev")]
+        return sorted(found)
+
+    def ping(self, address: str) -> bool:
+        """From the client behind the spine (``spine=True``)."""
+        assert self.client is not None
+        flag = "-6" if ":" in address else "-4"
+        out = self.client.run("ping", flag, "-c", "1", "-W", "1", address, check=False)
+        return " 0% packet loss" in out
+
     def fib(self, router: str, prefix: str) -> list[dict[str, Any]]:
         """``router``'s kernel routes for ``prefix`` installed by BGP."""
         ns = self.routers[router].ns
@@ -188,11 +205,13 @@ def build_racks(
     *,
     bfd_leaves: Sequence[int] = (),
     collector: bool = False,
-    uplink: bool = False,
+    spine: bool = False,
 ) -> RackFabric:
     """The racks (see ``RackFabric``); ``bfd_leaves``: leaves that ask BFD of their node
-    sessions (100 ms x 3); ``uplink``: each leaf keeps a port free for a spine (``eth<last
-    node port + 1>``), peered unnumbered (the demo adds the spine)."""
+    sessions (100 ms x 3); ``spine``: the reference fabric's spine above the leaves (AS 65000,
+    unnumbered, on each leaf's ``eth<last node port + 1>``) with the client behind it, each
+    node holding the service IPs (standing in for the CNI) and routing the client's subnets
+    back through its leaves (the demo)."""
     homed = tuple(tuple(home) for home in homes)
     count = max(leaf for home in homed for leaf in home)
     leaves = [lab.namespace(f"leaf{index}") for index in range(1, count + 1)]
@@ -234,7 +253,7 @@ def build_racks(
                 f"leaf{leaf}",
                 65100 + leaf,
                 f"10.255.0.{leaf}",
-                [f"eth{len(homed) + 1}"] if uplink and served else [],
+                [f"eth{len(homed) + 1}"] if spine and served else [],
                 kernel_nexthops=False,
                 numbered=downlinks[leaf],
             ),
@@ -243,4 +262,39 @@ def build_racks(
     if fabric.collector is not None:
         config = numbered_router("collector", COLLECTOR_ASN, "10.255.0.9", downlinks[COLLECTOR])
         fabric.routers["collector"] = lab.frr(fabric.collector, config)
+    if spine:
+        _add_spine(fabric)
     return fabric
+
+
+def _add_spine(fabric: RackFabric) -> None:
+    """The spine and the client of ``lab.fabric`` above the racks (see ``build_racks``)."""
+    from lab.fabric import CLIENT_V4, CLIENT_V6, SERVICE_IPS
+
+    lab = fabric.lab
+    fabric.spine = lab.namespace("spine")
+    fabric.client = lab.namespace("client")
+    uplink = f"eth{len(fabric.homes) + 1}"
+    for index, leaf in enumerate(fabric.leaves, 1):
+        lab.link(fabric.spine, f"eth{index}", leaf, uplink)
+    lab.link(fabric.spine, "eth9", fabric.client, "eth1")
+    fabric.spine.ip("addr", "add", "10.2.0.1/24", "dev", "eth9")
+    fabric.spine.ip("addr", "add", "fd02::1/64", "dev", "eth9", "nodad")
+    fabric.client.ip("addr", "add", f"{CLIENT_V4}/24", "dev", "eth1")
+    fabric.client.ip("addr", "add", f"{CLIENT_V6}/64", "dev", "eth1", "nodad")
+    fabric.client.ip("route", "add", "default", "via", "10.2.0.1")
+    fabric.client.ip("-6", "route", "add", "default", "via", "fd02::1")
+    fabric.spine.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    fabric.spine.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    ports = [f"eth{index}" for index in range(1, len(fabric.leaves) + 1)]
+    config = spine_router("spine", 65000, "10.255.0.100", ports)
+    fabric.routers["spine"] = lab.frr(fabric.spine, config)
+    for node_index, node in enumerate(fabric.nodes, 1):
+        for address in SERVICE_IPS:
+            node.ip("addr", "add", address + ("/128" if ":" in address else "/32"), "dev", "lo")
+        for prefix, family, at in (("10.2.0.0/24", [], 0), ("fd02::/64", ["-6"], 2)):
+            route = [*family, "route", "add", prefix]
+            for home in fabric.homes[node_index - 1]:
+                via = link_addresses(home, node_index)[at]
+                route += ["nexthop", "via", via, "dev", fabric.port(node_index, home)]
+            node.ip(*route)
