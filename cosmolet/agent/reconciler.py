@@ -377,7 +377,8 @@ class Reconciler(ReconcilerView):
 
     def _reload(self) -> None:
         self._send([exabgp_api.RELOAD])
-        self.neighbors.reload_sent(self.clock())
+        if self.answers is not None:  # the check's answer ends with an ack: none without acks
+            self.neighbors.reload_sent(self.clock())
 
     def verify_reload(self) -> None:
         """A reload is checked once ExaBGP had a moment (``Peering``: it may drop one)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cosmolet.agent.answers import Answers
 from cosmolet.agent.http_api import status
 from cosmolet.agent.inputs import AddressesChanged, Event
 from cosmolet.agent.journal import Journal
@@ -63,6 +64,7 @@ def make(tmp_path: Path) -> tuple[Reconciler, io.StringIO, Clock]:
     )
     out, clock = io.StringIO(), Clock()
     agent = Reconciler(config, [], out, Journal(tmp_path / "journal"), clock=clock)
+    agent.answers = Answers()  # acks on, as cosmolet runs ExaBGP
     return agent, out, clock
 
 
@@ -265,3 +267,16 @@ def test_a_configuration_that_cannot_be_rendered_keeps_the_one_in_force(
     agent.handle_batch(listed(agent, {}))
     assert not (tmp_path / "exabgp.conf").exists() and "reload" not in lines(out)
     assert "cannot render ExaBGP's configuration" in "".join(capsys.readouterr())
+
+
+def test_without_acks_a_reload_cannot_be_checked_and_is_not(tmp_path: Path) -> None:
+    """``show neighbor configuration`` ends with ExaBGP's ``done``: with acks turned off (an
+    operator's ``exabgp.api.ack=false``) nothing would end it."""
+    agent, out, clock = make(tmp_path)
+    agent.answers = None
+    agent.handle_batch([AddressesChanged(ADDRESSES)])
+    agent.handle_batch(listed(agent, {}))
+    assert lines(out) == ["reload"]
+    clock.now += 5
+    agent.verify_reload()
+    assert lines(out) == []
