@@ -159,6 +159,10 @@ def test_two_racks_one_config_a_live_relabel_and_a_nodes_own_asn(lab: Lab) -> No
         }
         assert (two["asn"], two["asnFrom"]) == (65002, "Node annotation cosmolet.io/asn")
         assert [u["entry"] for u in two["peerEntriesUnused"]] == ["bgp.peers[1]"]
+        # start read each Node before ExaBGP started: its first configuration was right, and
+        # the agent, once it had listed the Node, had nothing to reload.
+        for node in (node1, node2):
+            assert not events(node, "ExaBGP's neighbors changed: reloading"), node.ns.name
 
         # Live relabel: node2 joins the collector. ExaBGP is not restarted and its ToR session
         # is not reset: the session's uptime keeps counting.

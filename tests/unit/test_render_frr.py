@@ -3,6 +3,7 @@ the FRR rendering accepted by FRR itself where it is installed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -130,6 +131,67 @@ def test_bfd_peer_commands_follow_the_links() -> None:
         "exit",
         "no peer fe80::1 interface eth1 local-address fe80::a",
         "peer fe80::2 interface swp2 local-address fe80::b",
+        "profile cosmolet",
+        "exit",
+    ]
+
+
+NUMBERED_BFD: dict[str, Any] = {
+    "nodeName": "node1",
+    "bgp": {
+        "asn": 65001,
+        "routerId": "192.0.2.1",
+        "peers": [{"interface": "eth1", "asn": "auto"}, {"address": "192.0.2.254", "asn": 1}],
+        "bfd": {"enabled": True, "minRxMs": 100, "minTxMs": 100},
+    },
+}
+#: bfdd's peers of a numbered node: derived from eth1, and one configured by address alone
+NUMBERED_LINKS = {
+    Link("eth1", "10.1.1.1", "10.1.1.0"),
+    Link("eth1", "fd10:1:1::1", "fd10:1:1::"),
+    Link("", "", "192.0.2.254"),
+}
+
+
+def test_numbered_mode_with_bfd_runs_zebra_without_router_advertisements_and_bfdd(
+    tmp_path: Path,
+) -> None:
+    text = frr_config.render(validate(NUMBERED_BFD), ["eth1"], NUMBERED_LINKS)
+    check_golden("frr-numbered-bfd.conf", text)
+    assert "interface" not in text.split("bfd\n", 1)[0]  # no stanza: no router advertisement
+    if shutil.which("vtysh"):
+        conf = tmp_path / "frr.conf"
+        conf.write_text(text)
+        result = subprocess.run(
+            ["vtysh", "--dryrun", "-f", str(conf)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_render_frr_refuses_numbered_mode_without_bfd(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cosmolet.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({**NUMBERED_BFD, "bgp": {**NUMBERED_BFD["bgp"], "bfd": {}}}))
+    assert main(["render", "frr", "--config", str(config)]) == 2
+    assert "numbered mode with bgp.bfd.enabled" in capsys.readouterr().err
+    config.write_text(json.dumps(NUMBERED_BFD))
+    assert main(["render", "frr", "--config", str(config)]) == 0
+    assert "zebra sends no router advertisement" in capsys.readouterr().out
+
+
+def test_bfd_peer_lines_name_what_is_known() -> None:
+    from cosmolet.hybrid import bfd
+
+    config = validate(NUMBERED_BFD)
+    added = {Link("", "", "192.0.2.254"), Link("eth1", "10.1.1.1", "10.1.1.0")}
+    assert bfd.peer_commands(config, added=added, removed=set())[7:] == [
+        "peer 192.0.2.254",
+        "profile cosmolet",
+        "exit",
+        "peer 10.1.1.0 interface eth1 local-address 10.1.1.1",
         "profile cosmolet",
         "exit",
     ]
