@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,6 +51,12 @@ class Run:
     agent_rss_mb: float | None = None
     exabgp_rss_mb: float | None = None
     idle_millicores: float | None = None
+    #: CPU time each process had used when the last route arrived: cosmolet's two, or the
+    #: floor's bgpd and zebra (``agent_cpu_s``/``exabgp_cpu_s`` stay empty), and the leaf's
+    agent_cpu_s: float | None = None
+    exabgp_cpu_s: float | None = None
+    sender_cpu_s: float | None = None
+    leaf_cpu_s: float | None = None
 
     @property
     def transfer_s(self) -> float | None:
@@ -95,8 +102,13 @@ def cosmolet_run(
                 run.last_command_s = commands.stat().st_mtime - wall
             if routes == 0:
                 wait_for(lambda: (node.directory / "run" / "agent.pid").exists(), 60)
-            time.sleep(3)
             agent, exabgp = node.agent_pid(), node.exabgp_pid()
+            ticks = os.sysconf("SC_CLK_TCK")
+            run.agent_cpu_s = round(cpu_ticks(agent) / ticks, 2)
+            run.exabgp_cpu_s = round(cpu_ticks(exabgp) / ticks, 2)
+            run.sender_cpu_s = round(run.agent_cpu_s + run.exabgp_cpu_s, 2)
+            run.leaf_cpu_s = _cpu_s(fabric.frr.pids.values())
+            time.sleep(3)
             run.agent_rss_mb = round(rss_mb(agent), 1)
             run.exabgp_rss_mb = round(rss_mb(exabgp), 1)
             if idle_seconds:
@@ -105,6 +117,10 @@ def cosmolet_run(
                 used = (cpu_ticks(agent) + cpu_ticks(exabgp) - before) / os.sysconf("SC_CLK_TCK")
                 run.idle_millicores = round(used / idle_seconds * 1000, 1)
             return run
+
+
+def _cpu_s(pids: Iterable[int]) -> float:
+    return round(sum(cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def prefixes_of(routes: int) -> list[str]:
@@ -124,6 +140,8 @@ def floor_run(routes: int, naive_sample: int = 0) -> tuple[Run, float]:
         origin = lab.frr(fabric.node, config)
         wait_for(lambda: received(fabric, fabric.NODE_V4) >= routes, 600, 0.05)
         run = Run(time.monotonic() - started, up.stop())
+        run.sender_cpu_s = _cpu_s(origin.pids.values())
+        run.leaf_cpu_s = _cpu_s(fabric.frr.pids.values())
         if not naive_sample:
             return run, 0.0
         # What a tool configuring FRR per Service does, less the ``write memory`` such tools
@@ -194,6 +212,10 @@ def _summary(
         "first_page_s": _median([run.first_page_s for run in runs]),
         "first_command_s": _median([run.first_command_s for run in runs]),
         "first_command_after_first_page_s": _median(list(after_page)),
+        "cpu_s": _median([run.sender_cpu_s for run in runs]),
+        "floor_cpu_s": _median([floor.sender_cpu_s for floor in floors]),
+        "leaf_cpu_s": _median([run.leaf_cpu_s for run in runs]),
+        "floor_leaf_cpu_s": _median([floor.leaf_cpu_s for floor in floors]),
         "agent_rss_mb": _median([run.agent_rss_mb for run in runs]),
         "exabgp_rss_mb": _median([run.exabgp_rss_mb for run in runs]),
         "cosmolet_spread_s": spread([run.total_s for run in runs]),

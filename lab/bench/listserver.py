@@ -7,13 +7,16 @@ the protocol but would make a 100,000-Service list measure the lab instead of co
 pages, each a copy of 100,000 objects). Here each page is bytes ready to send, in the order a
 real server lists (by namespace, then name), ``PAGE`` objects each, with ``continue`` tokens;
 the Node list holds this node. A watch answers with nothing until the server stops or its
-``timeoutSeconds`` runs out, unless ``push`` sends it events (the soak's readiness flips).
+``timeoutSeconds`` runs out, unless ``push`` sends it events (the soak's readiness flips). It
+serves from a process of its own, as a real API server would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -52,8 +55,13 @@ def _pages(kind: str, objects: list[dict[str, Any]]) -> list[bytes]:
     return pages
 
 
+KINDS = ("Service", "EndpointSlice", "Node")
+
+
 class ListServer:
-    """Serves ``objects`` (Services and EndpointSlices) and a Node named ``node_name``."""
+    """Serves ``objects`` (Services and EndpointSlices) and a Node named ``node_name``, from a
+    process of its own: in the benchmark's process its threads would wait for the GIL behind
+    the benchmark's polling, which a real API server never does."""
 
     def __init__(self, objects: list[dict[str, Any]], node_name: str) -> None:
         node = {"kind": "Node", "metadata": {"name": node_name, "resourceVersion": "1"}}
@@ -62,51 +70,85 @@ class ListServer:
             for kind in ("Service", "EndpointSlice")
         }
         self.pages["Node"] = _pages("Node", [node])
-        #: kind -> monotonic time its first page was written
-        self.first_page: dict[str, float] = {}
-        self.last_page: dict[str, float] = {}
-        self.watches: dict[str, list[Any]] = {kind: [] for kind in PATHS.values()}
-        self.stopping = threading.Event()
+        context = multiprocessing.get_context("fork")
+        self._context = context
+        #: per kind, the monotonic times its first and its last page were written (0: not yet)
+        self._times = context.Array("d", 2 * len(KINDS))
+        self._watching = context.Array("i", len(KINDS))
+        self._events: Any = context.SimpleQueue()  # (kind, chunk) for the open watches
+        # in the serving process:
+        self.watches: dict[str, list[Any]] = {kind: [] for kind in KINDS}
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def first_page(self) -> dict[str, float]:
+        """Kind -> monotonic time its first page was written."""
+        return {kind: t for kind, t in zip(KINDS, self._times[0::2], strict=True) if t}
+
+    @property
+    def last_page(self) -> dict[str, float]:
+        return {kind: t for kind, t in zip(KINDS, self._times[1::2], strict=True) if t}
 
     @contextlib.contextmanager
     def serving(self, netns: str, kubeconfig: Path) -> Iterator[ListServer]:
         """Listen on 127.0.0.1 in ``netns`` (a lab node) and write a kubeconfig for it."""
         sock = socket_in_netns(netns, "127.0.0.1", 0)
+        write_kubeconfig(kubeconfig, f"http://127.0.0.1:{sock.getsockname()[1]}")
+        process = self._context.Process(target=self._serve, args=(sock,), daemon=True)
+        process.start()
+        sock.close()
+        try:
+            yield self
+        finally:
+            process.terminate()
+            process.join(10)
+
+    def _serve(self, sock: socket.socket) -> None:
+        """The serving process: HTTP on ``sock``, and the events ``push`` queues."""
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self), bind_and_activate=False)
         server.socket.close()
         server.socket = sock
         server.daemon_threads = True
-        self._server = server
-        write_kubeconfig(kubeconfig, f"http://127.0.0.1:{sock.getsockname()[1]}")
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.stopping.set()
-            server.shutdown()
-            server.server_close()
+        threading.Thread(target=self._pushing, daemon=True).start()
+        server.serve_forever(0.05)
 
-    def push(self, kind: str, event_type: str, obj: dict[str, Any]) -> int:
-        """Send a watch event to every open watch of ``kind``; how many got it."""
-        line = msgspec.json.encode({"type": event_type, "object": obj}) + b"\n"
-        chunk = f"{len(line):x}\r\n".encode() + line + b"\r\n"
-        sent = 0
+    def _pushing(self) -> None:
+        while True:
+            kind, chunk = self._events.get()
+            with self.lock:
+                for writer in list(self.watches[kind]):
+                    try:
+                        writer.write(chunk)
+                        writer.flush()
+                    except OSError:
+                        self._unwatch(kind, writer)
+
+    def _watch(self, kind: str, writer: Any) -> None:
         with self.lock:
-            for writer in list(self.watches[kind]):
-                try:
-                    writer.write(chunk)
-                    writer.flush()
-                    sent += 1
-                except OSError:
-                    self.watches[kind].remove(writer)
-        return sent
+            self.watches[kind].append(writer)
+            self._watching[KINDS.index(kind)] = len(self.watches[kind])
+
+    def _unwatch(self, kind: str, writer: Any) -> None:
+        """(with ``lock`` held)"""
+        if writer in self.watches[kind]:
+            self.watches[kind].remove(writer)
+        self._watching[KINDS.index(kind)] = len(self.watches[kind])
+
+    def _served(self, kind: str) -> None:
+        index = 2 * KINDS.index(kind)
+        now = time.monotonic()
+        if not self._times[index]:
+            self._times[index] = now
+        self._times[index + 1] = now
+
+    def push(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        """Send a watch event to every open watch of ``kind``."""
+        line = msgspec.json.encode({"type": event_type, "object": obj}) + b"\n"
+        self._events.put((kind, f"{len(line):x}\r\n".encode() + line + b"\r\n"))
 
     def watching(self, kind: str) -> int:
-        with self.lock:
-            return len(self.watches[kind])
+        """How many watches of ``kind`` are open."""
+        return int(self._watching[KINDS.index(kind)])
 
 
 def _handler(lists: ListServer) -> type[BaseHTTPRequestHandler]:
@@ -128,9 +170,7 @@ def _handler(lists: ListServer) -> type[BaseHTTPRequestHandler]:
                 token = query.get("continue", "")
                 index = int(token.split(":")[1]) // PAGE if token else 0
                 self._send(200, lists.pages[kind][index])
-                now = time.monotonic()
-                lists.first_page.setdefault(kind, now)
-                lists.last_page[kind] = now
+                lists._served(kind)
 
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)
@@ -145,11 +185,10 @@ def _handler(lists: ListServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.flush()
+            lists._watch(kind, self.wfile)
+            time.sleep(timeout)
             with lists.lock:
-                lists.watches[kind].append(self.wfile)
-            lists.stopping.wait(timeout)
-            with lists.lock, contextlib.suppress(ValueError):
-                lists.watches[kind].remove(self.wfile)
+                lists._unwatch(kind, self.wfile)
             with contextlib.suppress(OSError):
                 self.wfile.write(b"0\r\n\r\n")
             self.close_connection = True
