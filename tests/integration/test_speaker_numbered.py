@@ -230,3 +230,61 @@ def test_bgp_disabled_is_a_dry_run(fabric: NumberedFabric) -> None:
     wait_for(lambda: any(line.get("event") == "announce" for line in node.logs()), 10)
     assert all(line.get("dry_run") for line in node.logs() if line.get("event") == "announce")
     assert all(rib == {} for rib in sample(fabric.rib, 2, 0.2))
+
+
+def test_each_family_is_healthy_from_its_own_slices(fabric: NumberedFabric) -> None:
+    """A dual-stack Service whose IPv6 EndpointSlice has no ready endpoint keeps its IPv4
+    address at the leaf and withdraws its IPv6 one (kube-proxy runs one proxier per family);
+    an ETP Local LB IP follows the node's local endpoints of that family only."""
+    node = fabric.cosmolet(
+        services={
+            "advertise": {
+                "loadBalancerIPs": {
+                    "enabled": True,
+                    "allowedCIDRs": ["198.51.100.0/24", "2001:db8:100::/64"],
+                }
+            }
+        }
+    )
+    v4_ready, v6_unready = (
+        family_slices("dual", ("10.96.0.11",)),
+        family_slices("dual", ("fd00:96::11",), ready=False),
+    )
+    lb = service(
+        "lb",
+        cluster_ips=("10.96.0.12", "fd00:96::12"),
+        lb_ips=["198.51.100.12", "2001:db8:100::12"],
+        type="LoadBalancer",
+        external_policy="Local",
+    )
+    here_v4 = family_slices("lb", ("10.96.0.12",), node="node1")
+    elsewhere_v6 = family_slices("lb", ("fd00:96::12",), node="node2")
+    node.set_objects(
+        [
+            service("dual", cluster_ips=("10.96.0.11", "fd00:96::11")),
+            *v4_ready,
+            *v6_unready,
+            lb,
+            *here_v4,
+            *elsewhere_v6,
+        ]
+    )
+    node.start()
+    fabric.wait_rib({"10.96.0.11/32", "10.96.0.12/32", "198.51.100.12/32"}, timeout=40)
+    fabric.wait_rib({"fd00:96::12/128"}, "ipv6")  # a Cluster-policy ClusterIP: ready elsewhere
+    assert "fd00:96::11/128" not in fabric.rib("ipv6")
+    assert "2001:db8:100::12/128" not in fabric.rib("ipv6")  # Local, and no local IPv6 endpoint
+
+    # The IPv6 endpoint becomes ready: only the IPv6 address is announced.
+    node.set_objects(
+        [
+            service("dual", cluster_ips=("10.96.0.11", "fd00:96::11")),
+            *v4_ready,
+            *family_slices("dual", ("fd00:96::11",)),
+            lb,
+            *here_v4,
+            *elsewhere_v6,
+        ]
+    )
+    fabric.wait_rib({"fd00:96::11/128", "fd00:96::12/128"}, "ipv6", timeout=10)
+    assert set(fabric.rib()) == {"10.96.0.11/32", "10.96.0.12/32", "198.51.100.12/32"}
