@@ -253,8 +253,9 @@ class Peering:
             self.attempts = 0
             return True
         log.warning(
-            "ExaBGP has not applied the new configuration (a reload is dropped while route "
-            "updates are queued): reloading again",
+            "ExaBGP does not run the configuration written (it drops a reload while route "
+            "updates are queued, and keeps its configuration when it cannot load one: see its "
+            "log): reloading again",
             attempt=self.attempts,
             running=sorted(f"{s.peer} AS{s.peer_as}" for s in answer.neighbors),
             answered=answer.complete,
