@@ -82,6 +82,9 @@ def values_schema() -> dict[str, Any]:
         **_closed(
             {
                 "global": _OBJECT,
+                "nameOverride": _STRING,
+                "fullnameOverride": _STRING,
+                "commonLabels": _STRING_MAP,
                 "image": _image(),
                 "imagePullSecrets": _LIST,
                 "config": config,
@@ -103,6 +106,8 @@ def values_schema() -> dict[str, Any]:
                 "podAnnotations": _STRING_MAP,
                 "podLabels": _STRING_MAP,
                 "extraEnv": _LIST,
+                "extraVolumes": _LIST,
+                "extraVolumeMounts": _LIST,
                 "livenessProbe": _probe(),
                 "readinessProbe": _probe(),
                 "monitoring": _closed(

@@ -122,7 +122,7 @@ def test_announcement_values_render_as_written() -> None:
     values = yaml.safe_load((CHART / "ci/announcement-values.yaml").read_text())
     documents = template("-f", str(CHART / "ci/announcement-values.yaml"))
     pod = daemonset(documents)["spec"]["template"]
-    assert pod["spec"]["nodeSelector"] == values["nodeSelector"]
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux", **values["nodeSelector"]}
     assert pod["spec"]["tolerations"] == values["tolerations"]
     assert containers(documents)["cosmolet"]["resources"] == values["resources"]
     assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
