@@ -42,6 +42,7 @@ from lab.node import rss_mb
 
 COSMOLET = ("supervisor", "exabgp", "agent")
 PAPER_NODES = 1000
+LISTS = ("/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices")
 
 
 def fleet(
@@ -223,6 +224,8 @@ def fanout(
         made += 1
     after = _settled(api)
     watches = len(api.get("/lab/watch-stats")["watches"])
+    # What each agent reads when it starts (or relists): every Service and EndpointSlice.
+    listed = sum(len(api.read(path)) for path in LISTS)
     events = (after[0] - before[0]) / made
     size = (after[1] - before[1]) / made
     result = {
@@ -232,6 +235,7 @@ def fanout(
         "api_bytes_per_event": round(size / events) if events else None,
         "api_events_per_change_1000_nodes": round(events / cluster.nodes * PAPER_NODES),
         "api_bytes_per_change_1000_nodes": round(size / cluster.nodes * PAPER_NODES),
+        "api_list_bytes_per_node": listed,
     }
     say(
         quiet,
@@ -239,6 +243,7 @@ def fanout(
         f"{result['api_events_per_change']} watch events, {result['api_bytes_per_change']} "
         f"bytes ({result['api_bytes_per_event']} each): one per node, so at {PAPER_NODES} "
         f"nodes {result['api_events_per_change_1000_nodes']} events and "
-        f"{result['api_bytes_per_change_1000_nodes']} bytes per change",
+        f"{result['api_bytes_per_change_1000_nodes']} bytes per change; each agent's start "
+        f"lists {listed} bytes",
     )
     return result

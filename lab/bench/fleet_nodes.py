@@ -146,9 +146,13 @@ class Api:
         lab.processes.append(self.process)
         wait_for(self.kubeconfig.exists, 30, what="the lab API server's kubeconfig")
 
+    def read(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.base + path, timeout=30) as reply:
+            body: bytes = reply.read()
+            return body
+
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=10) as reply:
-            return json.loads(reply.read())
+        return json.loads(self.read(path))
 
     def patch_slice(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         request = urllib.request.Request(
