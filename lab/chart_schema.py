@@ -51,6 +51,46 @@ def _probe() -> dict[str, Any]:
     )
 
 
+def _monitoring() -> dict[str, Any]:
+    boolean = {"type": "boolean"}
+    # Prometheus' duration syntax (1h30m, 5m, 0s), as the operator's CRDs check it.
+    duration = {"type": "string", "pattern": "^(0|([0-9]+(ms|s|m|h|d|w|y))+)$"}
+    monitor = _closed(
+        {
+            "enabled": boolean,
+            "interval": duration,
+            "scrapeTimeout": duration,
+            "labels": _STRING_MAP,
+        }
+    )
+    alerts = (
+        "sessionDown",
+        "routesNotAdvertised",
+        "reconcileErrors",
+        "commandErrors",
+        "notReady",
+        "apiServerLost",
+    )
+    return _closed(
+        {
+            "enabled": boolean,
+            "serviceMonitor": monitor,
+            "podMonitor": monitor,
+            "prometheusRule": _closed(
+                {
+                    "enabled": boolean,
+                    "labels": _STRING_MAP,
+                    "for": _closed({name: duration for name in alerts}),
+                    "errorWindow": duration,
+                }
+            ),
+            "dashboards": _closed(
+                {"enabled": boolean, "labels": _STRING_MAP, "annotations": _STRING_MAP}
+            ),
+        }
+    )
+
+
 def _strip_titles(node: Any) -> Any:
     """pydantic's ``title`` on every property is noise in an editor's hover text."""
     if isinstance(node, dict):
@@ -110,19 +150,7 @@ def values_schema() -> dict[str, Any]:
                 "extraVolumeMounts": _LIST,
                 "livenessProbe": _probe(),
                 "readinessProbe": _probe(),
-                "monitoring": _closed(
-                    {
-                        "enabled": {"type": "boolean"},
-                        "serviceMonitor": _closed(
-                            {
-                                "enabled": {"type": "boolean"},
-                                "interval": _STRING,
-                                "scrapeTimeout": _STRING,
-                                "labels": _STRING_MAP,
-                            }
-                        ),
-                    }
-                ),
+                "monitoring": _monitoring(),
             },
             required=["image", "config"],
         ),

@@ -24,7 +24,8 @@ CHART = ROOT / "charts/cosmolet"
 VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 HELM = shutil.which("helm", path=str(Path(sys.executable).parent)) or shutil.which("helm")
 KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-CUSTOM_KINDS = {"ServiceMonitor"}  # prometheus-operator's CRD: checked by hand below
+# prometheus-operator's CRDs: checked by hand (here and in test_chart_monitoring.py)
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 pytestmark = pytest.mark.skipif(HELM is None, reason="helm not installed (make setup installs it)")
 

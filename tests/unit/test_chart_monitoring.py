@@ -1,0 +1,119 @@
+"""prometheus-operator's objects and Grafana's dashboard from the chart: the PodMonitor selects
+the DaemonSet's pods on their ``http`` port, the PrometheusRule carries the alerts with their
+``for:`` from the values, and NOTES warn about system-node-critical outside kube-system."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.test_chart import CHART, HELM, by_kind, containers, daemonset, helm, template
+
+pytestmark = pytest.mark.skipif(HELM is None, reason="helm not installed (make setup installs it)")
+
+MONITORING = str(CHART / "ci/monitoring-values.yaml")
+
+
+def rules(*args: str) -> dict[str, dict[str, Any]]:
+    (rule,) = by_kind(
+        template("--set", "monitoring.prometheusRule.enabled=true", *args), "PrometheusRule"
+    )
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_nothing_of_prometheus_operator_by_default() -> None:
+    kinds = {doc["kind"] for doc in template()}
+    assert not kinds & {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+    assert len(by_kind(template(), "ConfigMap")) == 1  # the config, no dashboard
+
+
+def test_the_pod_monitor_selects_the_pods_http_port() -> None:
+    documents = template("-f", MONITORING)
+    (monitor,) = by_kind(documents, "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["metadata"]["labels"]["team"] == "network"
+    pod_labels = daemonset(documents)["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["cosmolet-system"]}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"] for p in containers(documents)["cosmolet"]["ports"]}
+    assert endpoint["port"] == "http" and "http" in ports
+    assert endpoint["path"] == "/metrics"
+    assert not by_kind(documents, "Service")  # a PodMonitor needs no Service
+
+
+def test_pod_and_service_monitor_together_are_refused() -> None:
+    result = helm(
+        "template", "cosmolet", str(CHART),
+        "--set", "monitoring.podMonitor.enabled=true",
+        "--set", "monitoring.serviceMonitor.enabled=true",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "enable one" in result.stderr
+
+
+def test_the_alerts_and_their_for_durations() -> None:
+    found = rules()
+    assert set(found) == {
+        "CosmoletBGPSessionDown",
+        "CosmoletRoutesNotAdvertised",
+        "CosmoletReconcileErrors",
+        "CosmoletExaBGPCommandErrors",
+        "CosmoletNotReady",
+        "CosmoletAPIServerLost",
+    }
+    assert found["CosmoletBGPSessionDown"]["expr"] == "cosmolet_bgp_session_up == 0"
+    assert found["CosmoletBGPSessionDown"]["for"] == "5m"
+    assert found["CosmoletNotReady"]["expr"] == "cosmolet_ready == 0"
+    assert found["CosmoletAPIServerLost"]["expr"] == "cosmolet_api_connected == 0"
+    assert (
+        "increase(cosmolet_reconcile_errors_total[10m]) > 0"
+        in (found["CosmoletReconcileErrors"]["expr"])
+    )
+    assert (
+        "cosmolet_exabgp_command_errors_total[10m]" in found["CosmoletExaBGPCommandErrors"]["expr"]
+    )
+    for rule in found.values():
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        # Prometheus' own templating reaches the rule: Helm must not have eaten it.
+        assert "{{ $labels.instance }}" in rule["annotations"]["summary"]
+    changed = rules(
+        "--set", "monitoring.prometheusRule.for.sessionDown=1m",
+        "--set", "monitoring.prometheusRule.for.routesNotAdvertised=30m",
+        "--set", "monitoring.prometheusRule.errorWindow=1h",
+    )  # fmt: skip
+    assert changed["CosmoletBGPSessionDown"]["for"] == "1m"
+    assert changed["CosmoletRoutesNotAdvertised"]["for"] == "30m"
+    assert "[1h]" in changed["CosmoletReconcileErrors"]["expr"]
+
+
+def test_routes_are_compared_per_peer_and_family_only_for_peers_that_are_up() -> None:
+    expr = " ".join(rules()["CosmoletRoutesNotAdvertised"]["expr"].split())
+    assert (
+        "cosmolet_routes_advertised != on (job, instance, family) group_left () "
+        "cosmolet_routes_desired" in expr
+    )
+    assert expr.endswith("and on (job, instance, peer) (cosmolet_bgp_session_up == 1)")
+
+
+def test_a_duration_typo_is_refused_by_the_schema() -> None:
+    result = helm(
+        "template", "cosmolet", str(CHART),
+        "--set", "monitoring.prometheusRule.for.sessionDown=5 minutes",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "/monitoring/prometheusRule/for/sessionDown" in result.stderr
+
+
+def test_notes_name_the_namespace_system_node_critical_needs() -> None:
+    def notes(namespace: str, *args: str) -> str:
+        text = helm("install", "--dry-run", "cosmolet", str(CHART), "-n", namespace, *args).stdout
+        return text.split("NOTES:", 1)[1]
+
+    assert "accept only in kube-system" in notes("cosmolet-system")
+    assert "system-node-critical" not in notes("kube-system")
+    assert "system-node-critical" not in notes("cosmolet-system", "--set", "priorityClassName=")
