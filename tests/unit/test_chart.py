@@ -88,7 +88,8 @@ def test_every_manifest_is_valid_kubernetes(args: list[str], version: str) -> No
 
 @pytest.mark.parametrize("args", VALUE_CASES)
 def test_rendered_config_passes_check_config(args: list[str], tmp_path: Path) -> None:
-    (configmap,) = by_kind(template(*args), "ConfigMap")
+    # The config's ConfigMap, not the dashboard's (monitoring.dashboards.enabled).
+    (configmap,) = [c for c in by_kind(template(*args), "ConfigMap") if "config.yaml" in c["data"]]
     path = tmp_path / "config.yaml"
     path.write_text(configmap["data"]["config.yaml"])
     assert cosmolet_main(["check-config", str(path)]) == 0

@@ -1,9 +1,11 @@
 """prometheus-operator's objects and Grafana's dashboard from the chart: the PodMonitor selects
 the DaemonSet's pods on their ``http`` port, the PrometheusRule carries the alerts with their
-``for:`` from the values, and NOTES warn about system-node-critical outside kube-system."""
+``for:`` from the values, NOTES warn about system-node-critical outside kube-system, and the
+dashboard ConfigMap carries the label Grafana's sidecar loads."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -117,3 +119,34 @@ def test_notes_name_the_namespace_system_node_critical_needs() -> None:
     assert "accept only in kube-system" in notes("cosmolet-system")
     assert "system-node-critical" not in notes("kube-system")
     assert "system-node-critical" not in notes("cosmolet-system", "--set", "priorityClassName=")
+
+
+def test_the_dashboard_configmap_carries_the_sidecar_label() -> None:
+    documents = template("-f", MONITORING)
+    (dashboard,) = [c for c in by_kind(documents, "ConfigMap") if "cosmolet.json" in c["data"]]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["labels"]["team"] == "network"  # commonLabels
+    board = json.loads(dashboard["data"]["cosmolet.json"])
+    assert board == json.loads((CHART / "files/dashboard.json").read_text())
+    assert board["uid"] == "cosmolet"
+    exprs = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
+    for shown in (
+        "cosmolet_bgp_session_up",
+        "cosmolet_routes_desired",
+        "cosmolet_routes_advertised",
+        "histogram_quantile(0.99, sum by (le) (rate(cosmolet_event_to_command_seconds_bucket",
+        "cosmolet_route_withdrawals_total",
+        "cosmolet_policy_refusals_total",
+        "cosmolet_api_connected",
+    ):
+        assert shown in exprs
+    # Every panel queries the data source the operator picks, not one named in the file.
+    assert {p["datasource"]["uid"] for p in board["panels"]} == {"${datasource}"}
+    labelled = template(
+        "--set", "monitoring.dashboards.enabled=true",
+        "--set", "monitoring.dashboards.labels.grafana_dashboard=cosmolet",
+        "--set", "monitoring.dashboards.annotations.grafana_folder=Network",
+    )  # fmt: skip
+    (dashboard,) = [c for c in by_kind(labelled, "ConfigMap") if "cosmolet.json" in c["data"]]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "cosmolet"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Network"}
