@@ -68,8 +68,11 @@ class Cluster:
     account: ServiceAccount
 
     def node(self, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """The Node, with the labels every kubelet registers (the chart's default nodeSelector
+        is kubernetes.io/os: linux) and ``labels``."""
+        kubelet = {"kubernetes.io/os": "linux", "kubernetes.io/hostname": NODE}
         node: dict[str, Any] = {
-            "metadata": {"name": NODE, "labels": labels or {}},
+            "metadata": {"name": NODE, "labels": {**kubelet, **(labels or {})}},
             "status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]},
         }
         self.core.create_node(node)  # type: ignore[arg-type]  # the client takes dicts
