@@ -29,8 +29,8 @@ from lab.bench.fleet_nodes import (
     Api,
     Cluster,
     Node,
+    leaf_session,
     leaves_progress,
-    peers,
     prepare_nodes,
     spine_complete,
     spine_expected,
@@ -57,6 +57,8 @@ def fleet(
         raise ValueError(f"two racks of equal size need an even number of nodes, got {nodes}")
     if services < 2:
         raise ValueError("at least two Services: a Cluster-policy VIP and a Local-policy VIP")
+    if changes < 1:
+        raise ValueError("count the fan-out of one EndpointSlice change at least")
     started = time.monotonic()
     with Lab() as lab:
         say(quiet, f"fleet: {nodes} nodes ({mode}), {services} Services; building the fabric")
@@ -140,80 +142,68 @@ def footprint(members: list[Node], idle_seconds: float, quiet: bool) -> dict[str
     window, per node."""
     time.sleep(3)  # the last reconcile and ExaBGP's last UPDATEs
     pids = [node.pids() for node in members]
-    rss = {
-        name: [rss_mb(found[name]) for found in pids if name in found]
-        for name in (*COSMOLET, "zebra", "bfdd")
-    }
+    rss = [{name: rss_mb(pid) for name, pid in found.items()} for found in pids]
     ticks = os.sysconf("SC_CLK_TCK")
     before = [sum(cpu_ticks(pid) for pid in found.values()) for found in pids]
     time.sleep(idle_seconds)
     after = [sum(cpu_ticks(pid) for pid in found.values()) for found in pids]
     idle = [(b - a) / ticks / idle_seconds * 1000 for a, b in zip(before, after, strict=True)]
-    frr = [
-        sum(rss_mb(found[name]) for name in ("zebra", "bfdd") if name in found) for found in pids
-    ]
-    cosmolet = [sum(rss_mb(found[name]) for name in COSMOLET) for found in pids]
+    frr = [sum(mb for name, mb in sizes.items() if name not in COSMOLET) for sizes in rss]
+    agent = [sizes["agent"] for sizes in rss]
     result = {
-        "agent_rss_mb": round(statistics.mean(rss["agent"]), 1),
-        "agent_rss_mb_max": round(max(rss["agent"]), 1),
-        "exabgp_rss_mb": round(statistics.mean(rss["exabgp"]), 1),
-        "supervisor_rss_mb": round(statistics.mean(rss["supervisor"]), 1),
-        "cosmolet_rss_mb": round(statistics.mean(cosmolet), 1),
+        "agent_rss_mb": round(statistics.mean(agent), 1),
+        "agent_rss_mb_max": round(max(agent), 1),
+        "exabgp_rss_mb": round(statistics.mean(sizes["exabgp"] for sizes in rss), 1),
+        "supervisor_rss_mb": round(statistics.mean(sizes["supervisor"] for sizes in rss), 1),
+        "cosmolet_rss_mb": round(statistics.mean(sum(n[k] for k in COSMOLET) for n in rss), 1),
         "frr_rss_mb": round(statistics.mean(frr), 1) if any(frr) else None,
         "node_idle_millicores": round(statistics.mean(idle), 1),
         "node_idle_millicores_max": round(max(idle), 1),
     }
+    sidecar = f"FRR sidecar {result['frr_rss_mb']} MB" if any(frr) else "no FRR sidecar"
     say(
         quiet,
         f"per node: cosmolet {result['cosmolet_rss_mb']} MB (agent {result['agent_rss_mb']}, "
         f"max {result['agent_rss_mb_max']}; ExaBGP {result['exabgp_rss_mb']}; cosmolet start "
-        f"{result['supervisor_rss_mb']}), FRR sidecar {result['frr_rss_mb'] or '(none)'} MB; idle "
-        f"{result['node_idle_millicores']} millicores (max {result['node_idle_millicores_max']})",
+        f"{result['supervisor_rss_mb']}), {sidecar}; idle {result['node_idle_millicores']} "
+        f"millicores (max {result['node_idle_millicores_max']})",
     )
     return result
 
 
-def _settled(api: Api, seconds: float = 0.5) -> tuple[int, int]:
+def _settled(api: Api, seconds: float = 0.5, timeout: float = 60) -> tuple[int, int]:
     """The watch totals once they stop moving (events go out from the server's threads)."""
+    deadline = time.monotonic() + timeout
     last = api.watch_totals()
-    while True:
+    while time.monotonic() < deadline:
         time.sleep(seconds)
         now = api.watch_totals()
         if now == last:
             return now
         last = now
+    raise TimeoutError(f"the API server's watches still sending after {timeout:.0f} s")
 
 
 def _holds(fabric: Fabric, node: Node, routes: int) -> bool:
     """Whether the node's leaf has ``routes`` prefixes from it."""
-    found = peers(fabric.routers[f"leaf{node.link.leaf}"]).get(node.leaf_peer(fabric.mode), {})
-    return bool(found.get("pfxRcd") == routes)
+    return bool(leaf_session(fabric, node).get("pfxRcd") == routes)
 
 
 def fanout(
     api: Api, fabric: Fabric, cluster: Cluster, members: list[Node], changes: int, quiet: bool
 ) -> dict[str, Any]:
-    """Flip one endpoint of a Local Service not ready and back, ``changes`` times in all, each
-    seen through to the leaf (its node withdraws or re-announces); count what the API server's
-    watches sent meanwhile."""
-    slices = {
-        o["metadata"]["name"]: o
-        for o in cluster.objects()[: 2 * min(cluster.services, changes)]
-        if o["kind"] == "EndpointSlice"
-    }
-    local = [name for name in slices if cluster.local(int(name.split("-")[1]))]
+    """Flip the first endpoint of a Local Service not ready and back, ``changes`` times in
+    all, each seen through to the leaf (its node withdraws or re-announces the VIP); count what
+    the API server's watches sent meanwhile."""
+    local = [index for index in range(cluster.services) if cluster.local(index)]
     before = _settled(api)
-    made = 0
     for step in range(changes):
-        obj = slices[local[step // 2 % len(local)]]
-        index = int(obj["metadata"]["name"].split("-")[1])
-        node = members[cluster.endpoint_nodes(index)[0] - 1]
+        index = local[step // 2 % len(local)]
         ready = step % 2 == 1  # first not ready, then ready again
-        endpoints = [dict(e) for e in obj["endpoints"]]
-        endpoints[0] = {**endpoints[0], "conditions": {"ready": ready}}
-        api.patch_slice(
-            obj["metadata"]["namespace"], obj["metadata"]["name"], {"endpoints": endpoints}
-        )
+        namespace, name = cluster.names(index)
+        endpoints = cluster.endpoint_slice(index, (ready, True))["endpoints"]
+        api.patch_slice(namespace, f"{name}-x1", {"endpoints": endpoints})
+        node = members[cluster.endpoint_nodes(index)[0] - 1]
         want = len(cluster.routes[node.index]) - (0 if ready else 1)
         wait_for(
             partial(_holds, fabric, node, want),
@@ -221,13 +211,12 @@ def fanout(
             0.02,
             f"node{node.index} at its leaf after the change",
         )
-        made += 1
     after = _settled(api)
     watches = len(api.get("/lab/watch-stats")["watches"])
     # What each agent reads when it starts (or relists): every Service and EndpointSlice.
     listed = sum(len(api.read(path)) for path in LISTS)
-    events = (after[0] - before[0]) / made
-    size = (after[1] - before[1]) / made
+    events = (after[0] - before[0]) / changes
+    size = (after[1] - before[1]) / changes
     result = {
         "api_watches": watches,
         "api_events_per_change": round(events, 2),

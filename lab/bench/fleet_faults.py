@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from lab.bench.fleet_nodes import Cluster, Node, fresh_routes, peers, spine_complete
+from lab.bench.fleet_nodes import (
+    Cluster,
+    Node,
+    fresh_routes,
+    leaf_of,
+    leaf_session,
+    spine_complete,
+)
 from lab.bench.traffic import FibLog, Receivers, Sender, outcome
 from lab.fabric import Fabric
 from lab.netns import FrrRouter, wait_for
@@ -45,9 +52,10 @@ class Probes:
     def __post_init__(self) -> None:
         self.vips = [self.cluster.vip(0), self.cluster.vip(1)]
         self.receivers = Receivers(self.fabric.nodes, PORT)
-        namespaces = {"spine": self.fabric.spine, "leaf1": self.fabric.leaves[0]}
-        namespaces["leaf2"] = self.fabric.leaves[1]
-        self.fibs = {name: FibLog(ns, self.vips) for name, ns in namespaces.items()}
+        namespaces = (self.fabric.spine, *self.fabric.leaves)
+        self.fibs = {
+            name: FibLog(ns, self.vips) for name, ns in zip(ROUTERS, namespaces, strict=True)
+        }
 
     def stream(self) -> Sender:
         """A new run of both streams, once both arrive somewhere."""
@@ -104,7 +112,7 @@ def _ready(node: Node) -> bool:
 
 def _routes_back(fabric: Fabric, cluster: Cluster, node: Node, connections: int) -> bool:
     """A new session from the node, and every route of the node fresh at its leaf."""
-    router = fabric.routers[f"leaf{node.link.leaf}"]
+    router = leaf_of(fabric, node)
     peer = node.leaf_peer(fabric.mode)
     if _connections(router, peer) <= connections:
         return False
@@ -117,8 +125,7 @@ def rolling_restart(probes: Probes) -> dict[str, Any]:
     started, updates = time.monotonic(), _spine_updates(fabric)
     ready_s, back_s = [], []
     for node in probes.nodes:
-        router = fabric.routers[f"leaf{node.link.leaf}"]
-        connections = _connections(router, node.leaf_peer(fabric.mode))
+        connections = _connections(leaf_of(fabric, node), node.leaf_peer(fabric.mode))
         restarted = time.monotonic()
         node.restart_pod()
         wait_for(partial(_ready, node), 120, 0.25, f"node{node.index} ready")
@@ -133,10 +140,7 @@ def rolling_restart(probes: Probes) -> dict[str, Any]:
     time.sleep(1)
     streams = probes.finish(sender)
     elapsed = time.monotonic() - started
-    eor = sum(
-        _eor_received(fabric.routers[f"leaf{n.link.leaf}"], n.leaf_peer(fabric.mode))
-        for n in probes.nodes
-    )
+    eor = sum(_eor_received(leaf_of(fabric, n), n.leaf_peer(fabric.mode)) for n in probes.nodes)
     result = {
         "rolling_restart_s": round(elapsed, 1),
         "rolling_restart_node_ready_s": round(statistics.mean(ready_s), 2),
@@ -171,14 +175,14 @@ def bfd_off(fabric: Fabric) -> None:
 
 
 def _bfd_up(fabric: Fabric, node: Node) -> bool:
-    sessions = fabric.routers[f"leaf{node.link.leaf}"].json("show bfd peers json")
+    sessions = leaf_of(fabric, node).json("show bfd peers json")
     return any(
         s.get("interface") == node.link.leaf_port and s.get("status") == "up" for s in sessions
     )
 
 
 def _recovered(fabric: Fabric, cluster: Cluster, node: Node, spine: dict[str, int]) -> bool:
-    found = peers(fabric.routers[f"leaf{node.link.leaf}"]).get(node.leaf_peer(fabric.mode), {})
+    found = leaf_session(fabric, node)
     if found.get("state") != "Established":
         return False
     return found.get("pfxRcd") == len(cluster.routes[node.index]) and spine_complete(fabric, spine)

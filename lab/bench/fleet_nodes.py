@@ -71,46 +71,55 @@ class Cluster:
                 found[node].append(self.vip(index))
         return found
 
+    @staticmethod
+    def names(index: int) -> tuple[str, str]:
+        """(namespace, name) of Service ``index``; its EndpointSlice is ``<name>-x1``."""
+        return f"ns-{index % 20}", f"svc-{index}"
+
+    def service(self, index: int) -> dict[str, Any]:
+        namespace, name = self.names(index)
+        cluster_ip = f"10.96.{index // 256}.{index % 256}"
+        return {
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "type": "LoadBalancer",
+                "clusterIP": cluster_ip,
+                "clusterIPs": [cluster_ip],
+                "externalTrafficPolicy": "Local" if self.local(index) else "Cluster",
+                "ports": [{"port": 5000, "protocol": "UDP"}],
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": self.vip(index)}]}},
+        }
+
+    def endpoint_slice(self, index: int, ready: tuple[bool, bool] = (True, True)) -> dict[str, Any]:
+        """Service ``index``'s EndpointSlice, its two endpoints ``ready`` or not."""
+        namespace, name = self.names(index)
+        return {
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-x1",
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {
+                    "addresses": [f"10.244.{node}.{index % 250 + 2}"],
+                    "nodeName": f"node{node}",
+                    "conditions": {"ready": up},
+                }
+                for node, up in zip(self.endpoint_nodes(index), ready, strict=True)
+            ],
+            "ports": [{"port": 5000, "protocol": "UDP"}],
+        }
+
     def objects(self) -> list[dict[str, Any]]:
-        objects: list[dict[str, Any]] = []
-        for index in range(self.services):
-            name, namespace = f"svc-{index}", f"ns-{index % 20}"
-            cluster_ip = f"10.96.{index // 256}.{index % 256}"
-            objects.append(
-                {
-                    "kind": "Service",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "spec": {
-                        "type": "LoadBalancer",
-                        "clusterIP": cluster_ip,
-                        "clusterIPs": [cluster_ip],
-                        "externalTrafficPolicy": "Local" if self.local(index) else "Cluster",
-                        "ports": [{"port": 5000, "protocol": "UDP"}],
-                    },
-                    "status": {"loadBalancer": {"ingress": [{"ip": self.vip(index)}]}},
-                }
-            )
-            objects.append(
-                {
-                    "kind": "EndpointSlice",
-                    "metadata": {
-                        "name": f"{name}-x1",
-                        "namespace": namespace,
-                        "labels": {"kubernetes.io/service-name": name},
-                    },
-                    "addressType": "IPv4",
-                    "endpoints": [
-                        {
-                            "addresses": [f"10.244.{node}.{index % 250 + 2}"],
-                            "nodeName": f"node{node}",
-                            "conditions": {"ready": True},
-                        }
-                        for node in self.endpoint_nodes(index)
-                    ],
-                    "ports": [{"port": 5000, "protocol": "UDP"}],
-                }
-            )
-        return objects
+        return [
+            obj
+            for index in range(self.services)
+            for obj in (self.service(index), self.endpoint_slice(index))
+        ]
 
 
 class Api:
@@ -184,7 +193,7 @@ class Node:
 
     def start_frr(self) -> None:
         if self.frr_config is not None:
-            self.frr = self.agent.ns.lab.frr(self.ns, self.frr_config, daemons=("zebra", "bfdd"))
+            self.frr = self.ns.lab.frr(self.ns, self.frr_config, daemons=("zebra", "bfdd"))
 
     def stop_frr(self) -> None:
         if self.frr is not None:
@@ -303,6 +312,16 @@ def peers(router: FrrRouter) -> dict[str, dict[str, Any]]:
     summary = router.json("show bgp ipv4 unicast summary json")
     found: dict[str, dict[str, Any]] = summary.get("peers", {})
     return found
+
+
+def leaf_of(fabric: Fabric, node: Node) -> FrrRouter:
+    """The leaf the node is linked to."""
+    return fabric.routers[f"leaf{node.link.leaf}"]
+
+
+def leaf_session(fabric: Fabric, node: Node) -> dict[str, Any]:
+    """The node's session as its leaf's ``show bgp summary`` has it (empty: none)."""
+    return peers(leaf_of(fabric, node)).get(node.leaf_peer(fabric.mode), {})
 
 
 def fresh_routes(router: FrrRouter, peer: str) -> int:

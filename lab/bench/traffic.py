@@ -143,7 +143,9 @@ def udp_socket_in(netns: str, port: int) -> socket.socket:
 class Sender:
     """The sending process in the client's namespace, for one run."""
 
-    def __init__(self, client: Namespace, targets: Sequence[str], port: int, rate: float, run: int):
+    def __init__(
+        self, client: Namespace, targets: Sequence[str], port: int, rate: float, run: int
+    ) -> None:
         self.targets, self.rate, self.run = list(targets), rate, run
         self.process = client.popen(
             sys.executable,
