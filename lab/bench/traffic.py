@@ -6,7 +6,7 @@ log of FIB changes.
   sends R packets a second to each VIP, each carrying (run, stream, sequence number); on SIGTERM
   it prints ``{"sent": [...]}``, the packets sent per stream, and exits.
 - ``Receivers``: one UDP socket in each node's namespace, read by one thread here; it records
-  which sequence numbers of each stream arrived, and at which node.
+  which sequence numbers of each stream arrived, and which node got the latest.
 - ``FibLog``: ``ip monitor route`` in a router's namespace; every change to a watched prefix's
   route, timed.
 
@@ -61,10 +61,9 @@ def send(targets: Sequence[str], port: int, rate: float, run: int) -> list[int]:
 
 @dataclass
 class Stream:
-    """What arrived of one stream: sequence number -> the node that got it first."""
+    """What arrived of one stream: its sequence numbers, and where the latest went."""
 
-    seen: dict[int, int] = field(default_factory=dict)
-    duplicates: int = 0
+    seen: set[int] = field(default_factory=set)
     last_node: int = 0  # the node that got the latest packet
 
 
@@ -95,16 +94,13 @@ class Receivers:
     def _record(self, node: int, run: int, stream: int, sequence: int) -> None:
         with self.lock:
             state = self.streams.setdefault((run, stream), Stream())
-            if sequence in state.seen:
-                state.duplicates += 1
-            else:
-                state.seen[sequence] = node
+            state.seen.add(sequence)
             state.last_node = node
 
     def stream(self, run: int, stream: int) -> Stream:
         with self.lock:
             state = self.streams.get((run, stream), Stream())
-            return Stream(dict(state.seen), state.duplicates, state.last_node)
+            return Stream(set(state.seen), state.last_node)
 
     def close(self) -> None:
         self.stopping.set()
@@ -170,22 +166,17 @@ class Sender:
 
 
 def outcome(sent: int, stream: Stream, interval: float) -> dict[str, Any]:
-    """Lost packets, the longest gap (ms) and which nodes got the stream."""
+    """Lost packets, and the longest gap (ms): the longest run of missing sequence numbers."""
     missing = [seq for seq in range(sent) if seq not in stream.seen]
     longest = run = 0
     previous = -2
     for seq in missing:
         run = run + 1 if seq == previous + 1 else 1
         longest, previous = max(longest, run), seq
-    nodes: dict[int, int] = {}
-    for node in stream.seen.values():
-        nodes[node] = nodes.get(node, 0) + 1
     return {
         "sent": sent,
         "lost": len(missing),
         "longest_gap_ms": round(longest * interval * 1000, 1),
-        "duplicates": stream.duplicates,
-        "received_by_node": dict(sorted(nodes.items())),
     }
 
 
