@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo lab-up lab-down test unit integration lint bench soak image image-deps clean
+.PHONY: setup system-deps demo lab-up lab-down test unit component integration lint bench soak image image-deps clean
 
 # Debian's FRR (zebra/bgpd for the lab and the integration tests) and iproute2.
 system-deps:
@@ -47,6 +47,10 @@ test: setup image
 
 unit: $(STAMP) $(VENV)/bin/kubectl
 	$(PY) -m pytest -q tests/unit
+
+# In one process, with threads and sockets: the HTTP endpoints, the lab API server, the watch.
+component: $(STAMP) $(VENV)/bin/kubectl
+	$(PY) -m pytest -q tests/component
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -26,8 +26,8 @@ from cosmolet.agent.reconciler import Reconciler
 from cosmolet.exabgp.config import sessions
 from cosmolet.sources import ApiHealth, SourceHealth
 from cosmolet.sources.state import ClusterState
+from tests.component.test_http_api import http_config, url_of
 from tests.unit.test_chart import CHART, HELM, by_kind, template
-from tests.unit.test_http_api import http_config, url_of
 
 pytestmark = pytest.mark.skipif(HELM is None, reason="helm not installed (make setup installs it)")
 
