@@ -187,6 +187,7 @@ class RackDemo(Story):
         )
         self.check(f.ping(V4), f"client still pings {V4}")
         f.nodes[0].ip("link", "set", "dev", "eth1", "up")
+        f.client_routes(1)  # the kernel dropped node1's route back while its only link was down
         self.timed(
             "the link is back: the spine has both racks again (IPv4 and IPv6)",
             lambda: all(self.where(p)["spine"] == ["leaf1", "leaf2"] for p in (V4, DUAL6)),

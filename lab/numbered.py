@@ -191,6 +191,12 @@ class RackFabric:
         out = self.client.run("ping", flag, "-c", "1", "-W", "1", address, check=False)
         return " 0% packet loss" in out
 
+    def client_routes(self, node: int) -> None:
+        """Node ``node``'s routes back to the client's subnets, through its leaves: set when
+        the fabric is built, and again after a link of its came back up (the kernel drops a
+        route whose only link went down; a node's network configuration would restore it)."""
+        _client_routes(self, node)
+
     def fib(self, router: str, prefix: str) -> list[dict[str, Any]]:
         """``router``'s kernel routes for ``prefix`` installed by BGP."""
         ns = self.routers[router].ns
@@ -292,9 +298,14 @@ def _add_spine(fabric: RackFabric) -> None:
     for node_index, node in enumerate(fabric.nodes, 1):
         for address in SERVICE_IPS:
             node.ip("addr", "add", address + ("/128" if ":" in address else "/32"), "dev", "lo")
-        for prefix, family, at in (("10.2.0.0/24", [], 0), ("fd02::/64", ["-6"], 2)):
-            route = [*family, "route", "add", prefix]
-            for home in fabric.homes[node_index - 1]:
-                via = link_addresses(home, node_index)[at]
-                route += ["nexthop", "via", via, "dev", fabric.port(node_index, home)]
-            node.ip(*route)
+        fabric.client_routes(node_index)
+
+
+def _client_routes(fabric: RackFabric, node_index: int) -> None:
+    node = fabric.nodes[node_index - 1]
+    for prefix, family, at in (("10.2.0.0/24", [], 0), ("fd02::/64", ["-6"], 2)):
+        route = [*family, "route", "replace", prefix]
+        for home in fabric.homes[node_index - 1]:
+            via = link_addresses(home, node_index)[at]
+            route += ["nexthop", "via", via, "dev", fabric.port(node_index, home)]
+        node.ip(*route)
