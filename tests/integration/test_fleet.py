@@ -67,7 +67,9 @@ def test_a_tiny_fleet_converges_restarts_without_loss_and_fails_over() -> None:
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result.keys() >= KEYS
     assert (result["nodes"], result["services"], result["mode"]) == (2, 20, "hybrid")
-    assert 0 < result["converge_s"] <= result["converge_leaves_s"] + 1
+    # Routes follow sessions; with one node a rack, the spine needs every node's routes.
+    assert 0 < result["sessions_up_s"] <= min(result["converge_s"], result["converge_leaves_s"])
+    assert result["converge_s"] < 60
     assert result["spine_rib_exact"] is True
     # Each of the two agents watches every EndpointSlice: one event each per change.
     assert result["api_watches"] == 6
