@@ -93,9 +93,7 @@ def kubernetes(fabric: RackFabric) -> Iterator[Cluster]:
         yield Cluster(client.CoreV1Api(api), client.DiscoveryV1Api(api), kubeconfig)
 
 
-def start(
-    fabric: RackFabric, index: int, kube: Cluster, node_ip: str = "", **bgp: Any
-) -> Cosmolet:
+def start(fabric: RackFabric, index: int, kube: Cluster, node_ip: str = "", **bgp: Any) -> Cosmolet:
     """cosmolet on node ``index`` with the shared config (``bgp``: keys added or replaced), and
     ``NODE_IP`` as the chart sets it when given."""
     shared = json.loads(json.dumps(SHARED))
