@@ -182,7 +182,33 @@ class ContainerRun:
                 start_new_session=True,
             )
         self.mnt_ns = self._namespace()
+        self._hold = self._hold_namespace()
         self.pid = self._main_pid()
+
+    def _hold_namespace(self) -> int | None:
+        """An open descriptor on the run's mount namespace, kept until ``kill`` has found none
+        of its processes left. The kernel reuses a namespace's inode number as soon as the
+        namespace is freed, so once the container's last process ended, an unrelated new
+        process (an ``ip netns exec`` of the test, say) could match it, and ``kill`` would
+        kill that; while a descriptor holds the namespace, its number is its own."""
+        if not self.mnt_ns:
+            return None
+        try:
+            fd = os.open(f"/proc/{self.process.pid}/ns/mnt", os.O_RDONLY)
+        except OSError:  # the run already ended
+            self.mnt_ns = ""
+            return None
+        if os.readlink(f"/proc/self/fd/{fd}") != self.mnt_ns:  # not the run's namespace (yet)
+            os.close(fd)
+            self.mnt_ns = ""
+            return None
+        return fd
+
+    def _release(self) -> None:
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
+        self.mnt_ns = ""
 
     def _namespace(self, timeout: float = 10) -> str:
         """The run's mount namespace, as its first command wrote it; empty if the run ended
@@ -255,6 +281,7 @@ class ContainerRun:
             if self.process.poll() is None:
                 pids.append(self.process.pid)
             elif not pids:
+                self._release()
                 return
             for pid in pids:
                 try:
