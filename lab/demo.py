@@ -4,8 +4,10 @@ Builds the reference fabric (``lab/fabric.py``: a spine, two leaves, two nodes i
 a client), creates Services through the lab API server with the official client, shows which
 prefixes the spine and the leaves hold and via whom, then breaks things and measures how fast
 the fabric follows. ``--numbered``: two racks, one numbered config for both nodes
-(``lab/demo_racks.py``). Exits 0 only if every check passed; everything it made is removed on
-exit, Ctrl-C and failure.
+(``lab/demo_racks.py``). The hybrid nodes run the Helm chart's pod (``lab.chart``: ``helm
+template`` with the lab's values, the lab API server over TLS with the chart's RBAC);
+``--processes`` runs cosmolet and zebra as plain processes instead. Exits 0 only if every
+check passed; everything it made is removed on exit, Ctrl-C and failure.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 
 from kubernetes import client, config
 
+from lab import chart
 from lab import fabric as lab_fabric
 from lab.fabric import Fabric
 from lab.kube_client import put_endpoints
 from lab.netns import wait_for
+from lab.pod import PodRunner
 
 V4, DUAL4, DUAL6, LB, FORBIDDEN = (
     "10.96.0.10",
@@ -109,10 +113,13 @@ class Story:
 class Demo(Story):
     """The hybrid story, on the reference fabric (``lab.fabric``)."""
 
-    def __init__(self, fabric: Fabric) -> None:
+    def __init__(self, fabric: Fabric, pods: list[PodRunner] | None = None) -> None:
+        """``pods``: each node's chart pod (``lab.chart``); without them, the nodes run cosmolet
+        as processes (``fabric.agents``)."""
         assert fabric.kubeconfig is not None
         super().__init__(fabric.kubeconfig)
         self.fabric = fabric
+        self.pods = pods
 
     def where(self, prefix: str) -> dict[str, list[str]]:
         """Who holds ``prefix`` and via whom: spine -> leaves, leaves -> nodes."""
@@ -136,8 +143,13 @@ class Demo(Story):
         f = self.fabric
         kind = "hybrid: BGP unnumbered" if f.mode == "hybrid" else "numbered: /31 and /127"
         self.say(f"fabric built: spine, leaf1, leaf2, node1, node2 ({kind}), client")
+        if self.pods is not None:
+            self.say("each node runs the Helm chart's pod: frr-config, cosmolet, frr (sidecar)")
         took = lab_fabric.wait_established(f)
         self.check(True, f"every leaf has its spine and both nodes established ({took:.1f} s)")
+        for index, pod in enumerate(self.pods or [], 1):
+            ready = pod.wait_ready(60)  # the readiness probe, polled as the kubelet does
+            self.check(True, f"node{index}'s pod Ready {ready:.1f} s after its creation")
 
         self.say("creating Services with the official kubernetes client")
         self.service("web", [V4])
@@ -187,11 +199,10 @@ class Demo(Story):
         )
 
         self.say("node1's agent is killed (kill -9): ExaBGP respawns it")
-        agent = f.agents[0]
-        old = agent.agent_pid()
+        old = self.agent_pid()
         os.kill(old, signal.SIGKILL)
         lost = self.watch(lambda: self.where(DUAL4) != everywhere, 3.0)
-        self.check(agent.agent_pid() != old, "a new agent runs on node1")
+        self.check(self.agent_pid() != old, "a new agent runs on node1")
         self.check(not lost, "no route left the fabric while it restarted (sampled for 3 s)")
 
         self.say("node1's link to leaf1 goes down")
@@ -222,6 +233,12 @@ class Demo(Story):
 
         return self.verdict()
 
+    def agent_pid(self) -> int:
+        """node1's agent: in its pod's cosmolet container, or the process the lab started."""
+        if self.pods is not None:
+            return chart.agent_pid(self.pods[0])
+        return self.fabric.agents[0].agent_pid()
+
 
 def main() -> int:
     if os.geteuid() != 0:
@@ -233,8 +250,11 @@ def main() -> int:
             from lab import demo_racks
 
             return demo_racks.main()
-        with lab_fabric.running("hybrid") as fabric:
-            return Demo(fabric).run()
+        if "--processes" in sys.argv[1:]:
+            with lab_fabric.running("hybrid") as fabric:
+                return Demo(fabric).run()
+        with chart.running("hybrid") as pods:
+            return Demo(pods.fabric, pods.pods).run()
     except KeyboardInterrupt:
         print("interrupted: fabric removed", file=sys.stderr)
         return 130

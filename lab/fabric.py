@@ -223,6 +223,12 @@ def start_nodes(fabric: Fabric, kubeconfig: Path) -> None:
             fabric.routers[f"node{index}-zebra"] = lab.frr(node, zebra, daemons=("zebra",))
         agent = Cosmolet(node, lab.workdir / f"node{index}", config, kubeconfig)
         fabric.agents.append(agent.start())
+    return_routes(fabric)
+
+
+def return_routes(fabric: Fabric) -> None:
+    """The nodes' routes back to the client, ECMP over both leaves (hybrid: via each leaf's
+    link-local address, once its router advertisements arrived)."""
     for node in fabric.nodes:
         index = _index(fabric, node)
         if fabric.mode == "hybrid":
