@@ -246,6 +246,11 @@ class PlanBuilder:
         if service is not None:
             health = self._health(service_key)
             new = evaluate_service(self.policy, self.node_name, service, health, service_key)
+            if new == old and old is not None:
+                # The same decision (the periodic recompute, a slice change that matters not):
+                # keep the objects in place, so 100,000 of them are not reallocated every time.
+                self.decisions[service_key] = old
+                return
             self.decisions[service_key] = new
             for skip in new.skipped:
                 if skip.code in REFUSALS and (old is None or skip not in old.skipped):

@@ -4,8 +4,8 @@
     python -m lab.bench.plan_engine --services 100000 --memory
 
 Prints one JSON object: the time to decode the raw objects (best of ``--repeat`` runs), to compute
-the plan the first time (cold: every address parsed) and again (warm: parsed addresses cached, as
-in the agent's steady state), and the routes planned. With ``--memory``: what the agent's cluster
+the plan the first time (cold) and at best (warm: caches and allocator warmed, as in the agent's
+steady state), and the routes planned. With ``--memory``: what the agent's cluster
 state holds once the Services and EndpointSlices are listed into it as the Kubernetes source
 does (pages of raw JSON through the sinks), from tracemalloc, by where it was allocated.
 """

@@ -33,7 +33,12 @@ def _fds(pid: int) -> int:
 
 
 def scale_soak(
-    services: int, minutes: float, rate: float, every: float = 10, quiet: bool = False
+    services: int,
+    minutes: float,
+    rate: float,
+    every: float = 10,
+    quiet: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Churn ``rate`` readiness flips a second for ``minutes`` over ``services`` Services."""
     objects = healthy_cluster(services)
@@ -49,6 +54,7 @@ def scale_soak(
             )
             node.config["bgp"]["peers"] = node.config["bgp"]["peers"][:1]
             node.__post_init__()
+            node.env.update(env or {})
             settle()
             node.start()
             wait_for(lambda: received(fabric, fabric.NODE_V4) >= services, 900, 0.2)
@@ -96,6 +102,7 @@ def scale_soak(
         "services": services,
         "minutes": minutes,
         "rate": rate,
+        "exabgp_tuning": (env or {}).get("COSMOLET_EXABGP_TUNING", "on"),
         "changes": changes,
         "final_count_matches": exact,
         "same_processes": same,
@@ -114,9 +121,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--every", type=float, default=10)
+    parser.add_argument("--exabgp-tuning", help="COSMOLET_EXABGP_TUNING for this run")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
-    result = scale_soak(args.services, args.minutes, args.rate, args.every, quiet=args.json)
+    env = {"COSMOLET_EXABGP_TUNING": args.exabgp_tuning} if args.exabgp_tuning else {}
+    result = scale_soak(args.services, args.minutes, args.rate, args.every, args.json, env)
     print(json.dumps(result))
 
 
