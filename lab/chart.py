@@ -15,7 +15,7 @@ import contextlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,9 @@ import yaml
 from kubernetes import client, config
 
 from lab import fabric as lab_fabric
-from lab.apiserver.listener import serving_tls
+from lab.apiserver.listener import Secured, serving_tls
 from lab.fabric import Fabric
-from lab.netns import Lab
+from lab.netns import Lab, Namespace
 from lab.pod import ApiEndpoint, Image, LabNode, PodRunner, ServiceAccount
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,11 +75,18 @@ def node_ip(index: int) -> str:
     return f"10.255.255.{index}"
 
 
-def node_object(name: str, address: str) -> dict[str, Any]:
-    """A Node as a kubelet registers it (the chart's nodeSelector is kubernetes.io/os)."""
-    labels = {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}
+def node_object(
+    name: str,
+    address: str,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Node as a kubelet registers it (the chart's nodeSelector is kubernetes.io/os), with
+    ``labels`` and ``annotations``."""
+    kubelet = {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}
+    metadata = {"name": name, "labels": {**kubelet, **(labels or {})}}
     return {
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {**metadata, "annotations": annotations or {}},
         "status": {"addresses": [{"type": "InternalIP", "address": address}]},
     }
 
@@ -106,44 +113,50 @@ def agent_pid(runner: PodRunner) -> int:
 
 
 @contextlib.contextmanager
-def running(mode: str = "hybrid") -> Iterator[ChartFabric]:
-    """The reference fabric with the chart's pod on each node, torn down on exit (the pods
-    deleted as the kubelet would, then the API server, then the namespaces)."""
-    if mode != "hybrid":
-        raise ValueError(f"the chart's pods run the hybrid fabric only, not {mode}")
-    with Lab() as lab, contextlib.ExitStack() as stack:
-        fabric = lab_fabric.build(lab, mode)
-        documents = render(hybrid_values(), lab.workdir)
-        (account,) = [doc for doc in documents if doc["kind"] == "ServiceAccount"]
-        name = f"{account['metadata']['namespace']}/{account['metadata']['name']}"
+def pods_on(
+    lab: Lab, documents: list[dict[str, Any]], nodes: Sequence[tuple[Namespace, dict[str, Any]]]
+) -> Iterator[tuple[Secured, list[PodRunner]]]:
+    """The lab API server over TLS in every node's namespace with the chart's RBAC, each Node
+    object created (its InternalIP added to its namespace's loopback) and the DaemonSet's pod
+    run on it; the pods deleted as the kubelet would on exit, then the server stopped."""
+    (account,) = [doc for doc in documents if doc["kind"] == "ServiceAccount"]
+    name = f"{account['metadata']['namespace']}/{account['metadata']['name']}"
+    namespaces = [namespace.name for namespace, _ in nodes]
+    with contextlib.ExitStack() as stack:
         api = stack.enter_context(
-            serving_tls(
-                lab.workdir / "tls",
-                service_account=name,
-                rbac=documents,
-                netns=[node.name for node in fabric.nodes],
-            )
+            serving_tls(lab.workdir / "tls", service_account=name, rbac=documents, netns=namespaces)
         )
         assert api.token is not None
-        fabric.kubeconfig, fabric.api_port = api.kubeconfig, api.port
         endpoint = ApiEndpoint("127.0.0.1", api.port)
         credentials = ServiceAccount(api.token, api.ca.read_bytes())
         image = Image.from_dockerfile(ROOT / "Dockerfile")
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(api.kubeconfig)))
         pods = []
-        for index, node in enumerate(fabric.nodes, 1):
-            node.ip("addr", "add", f"{node_ip(index)}/32", "dev", "lo")
-            obj = node_object(f"node{index}", node_ip(index))  # the demo's nodeName
+        for namespace, obj in nodes:
+            node = LabNode.from_object(obj, namespace.name)
+            namespace.ip("addr", "add", f"{node.addresses[0]}/32", "dev", "lo")
             core.create_node(obj)  # type: ignore[arg-type]  # the client takes dicts
             workdir = lab.workdir / f"{node.name}-pod"
-            runner = PodRunner(
-                documents,
-                LabNode.from_object(obj, node.name),
-                workdir,
-                image,
-                endpoint,
-                credentials,
-            )
+            runner = PodRunner(documents, node, workdir, image, endpoint, credentials)
             pods.append(stack.enter_context(runner))
-        lab_fabric.return_routes(fabric)
-        yield ChartFabric(fabric, pods)
+        yield api, pods
+
+
+@contextlib.contextmanager
+def running(mode: str = "hybrid") -> Iterator[ChartFabric]:
+    """The reference fabric with the chart's pod on each node, torn down on exit (the pods
+    deleted as the kubelet would, then the API server, then the namespaces)."""
+    if mode != "hybrid":
+        raise ValueError(f"the chart's pods run the hybrid fabric only, not {mode}")
+    with Lab() as lab:
+        fabric = lab_fabric.build(lab, mode)
+        documents = render(hybrid_values(), lab.workdir)
+        # the demo's nodeName for each node (its namespace's name carries the lab's prefix)
+        nodes = [
+            (ns, node_object(f"node{index}", node_ip(index)))
+            for index, ns in enumerate(fabric.nodes, 1)
+        ]
+        with pods_on(lab, documents, nodes) as (api, pods):
+            fabric.kubeconfig, fabric.api_port = api.kubeconfig, api.port
+            lab_fabric.return_routes(fabric)
+            yield ChartFabric(fabric, pods)

@@ -20,16 +20,20 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
+from lab import chart
 from lab.apiserver import Store, serving, write_kubeconfig
 from lab.demo import DUAL4, DUAL6, FORBIDDEN, LB, PREFIXES, V4, Story
 from lab.netns import Lab
 from lab.node import Cosmolet, http_get
 from lab.numbered import RackFabric, build_racks, link_addresses
+from lab.pod import PodRunner
 
 RACKS = {"node1": "r1", "node2": "r2"}
+ASN = {"node1": {}, "node2": {"cosmolet.io/asn": "65002"}}  # the Nodes' annotations
 CONFIG: dict[str, Any] = {
     "mode": "numbered",
     "bgp": {
@@ -58,8 +62,16 @@ LEAF_PORTS = {
 
 
 class RackDemo(Story):
-    def __init__(self, fabric: RackFabric, kubeconfig: Path, agents: list[Cosmolet]) -> None:
+    def __init__(
+        self,
+        fabric: RackFabric,
+        kubeconfig: Path,
+        agents: list[Cosmolet],
+        pods: list[PodRunner] | None = None,
+    ) -> None:
+        """``pods``: each node's chart pod; without them, ``agents`` (processes)."""
         super().__init__(kubeconfig)
+        self.pods = pods
         self.fabric = fabric
         self.agents = agents
 
@@ -102,6 +114,12 @@ class RackDemo(Story):
             print(f"            not used here: {unused['entry']}: {unused['reason']}")
         return found
 
+    def agent_pid(self) -> int:
+        """node1's agent: in its pod's cosmolet container, or the process the lab started."""
+        if self.pods is not None:
+            return chart.agent_pid(self.pods[0])
+        return self.agents[0].agent_pid()
+
     def remote_as(self, leaf: int, node: int) -> int | None:
         address = link_addresses(leaf, node)[1]
         found = self.fabric.neighbor(f"leaf{leaf}", address).get("remoteAs")
@@ -110,6 +128,8 @@ class RackDemo(Story):
     def run(self) -> int:
         f = self.fabric
         self.say("fabric built: spine, two racks (leaf1 + node1, leaf2 + node2), client")
+        if self.pods is not None:
+            self.say("each node runs the Helm chart's pod (helm template, CONFIG as its values)")
         self.say("one config for both nodes: peer with the other end of eth1, the rack's AS")
         print("          " + json.dumps(CONFIG["bgp"]["peers"]))
         self.timed(
@@ -119,6 +139,9 @@ class RackDemo(Story):
             ),
             60,
         )
+        for index, pod in enumerate(self.pods or [], 1):
+            ready = pod.wait_ready(60)  # the readiness probe, polled as the kubelet does
+            self.check(True, f"node{index}'s pod Ready {ready:.1f} s after its creation")
         self.timed(
             "each agent has resolved its peers",
             lambda: all(self.status(n).get("asn") for n in (1, 2)),
@@ -172,11 +195,10 @@ class RackDemo(Story):
         self.check(not lost, "web stayed reachable through both racks meanwhile (sampled 4 s)")
 
         self.say("node1's agent is killed (kill -9): ExaBGP respawns it")
-        agent = self.agents[0]
-        old = agent.agent_pid()
+        old = self.agent_pid()
         os.kill(old, signal.SIGKILL)
         lost = self.watch(lambda: self.where(DUAL4) != both, 3.0)
-        self.check(agent.agent_pid() != old, "a new agent runs on node1")
+        self.check(self.agent_pid() != old, "a new agent runs on node1")
         self.check(not lost, "no route left the fabric while it restarted (sampled for 3 s)")
 
         self.say("node1's link to its ToR goes down")
@@ -207,7 +229,28 @@ class RackDemo(Story):
 
 
 def main() -> int:
-    """Build, run the story, tear down (also on failure and Ctrl-C)."""
+    """Build, run the story, tear down (also on failure and Ctrl-C). The nodes run the Helm
+    chart's pod (``lab.chart``) with ``CONFIG`` as its values; ``--processes``: plain
+    processes."""
+    if "--processes" in sys.argv[1:]:
+        return main_processes()
+    with Lab() as lab:
+        fabric = build_racks(lab, ((1,), (2,)), spine=True)
+        documents = chart.render({"config": CONFIG}, lab.workdir)
+        nodes = [
+            (
+                fabric.nodes[index - 1],
+                chart.node_object(name, chart.node_ip(index), {"rack": RACKS[name]}, ASN[name]),
+            )
+            for index, name in enumerate(RACKS, 1)
+        ]
+        with chart.pods_on(lab, documents, nodes) as (api, pods):
+            story = RackDemo(fabric, api.kubeconfig, [], pods)
+            return story.run()
+
+
+def main_processes() -> int:
+    """The nodes run cosmolet as processes the lab starts (no chart)."""
     with Lab() as lab:
         fabric = build_racks(lab, ((1,), (2,)), spine=True)
         with serving(netns=[ns.name for ns in fabric.nodes], store=Store()) as (_, port):
@@ -215,12 +258,11 @@ def main() -> int:
             write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
             story = RackDemo(fabric, kubeconfig, [])
             for index, name in enumerate(RACKS, 1):
-                annotations = {"cosmolet.io/asn": "65002"} if name == "node2" else {}
                 body = {
                     "metadata": {
                         "name": name,
                         "labels": {"rack": RACKS[name]},
-                        "annotations": annotations,
+                        "annotations": ASN[name],
                     }
                 }
                 story.core.create_node(body)  # type: ignore[arg-type]  # the client takes dicts
