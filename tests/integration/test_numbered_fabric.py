@@ -140,8 +140,8 @@ def test_two_racks_one_config_a_live_relabel_and_a_nodes_own_asn(lab: Lab) -> No
         # Each rack's ToR learns web from its own node, over IPv4 and IPv6: one config.
         wait_for(lambda: fabric.next_hops("leaf1", WEB) == {node1_v4}, 60, what="leaf1 web")
         wait_for(lambda: fabric.next_hops("leaf2", WEB) == {node2_v4}, 60, what="leaf2 web")
-        wait_for(lambda: node2_v6 in fabric.next_hops("leaf2", WEB6, "ipv6"), 30, what="v6")
-        assert node1_v6 in fabric.next_hops("leaf1", WEB6, "ipv6")
+        wait_for(lambda: node1_v6 in fabric.next_hops("leaf1", WEB6, "ipv6"), 30, what="v6 1")
+        wait_for(lambda: node2_v6 in fabric.next_hops("leaf2", WEB6, "ipv6"), 30, what="v6 2")
         # node2 speaks with its own AS, from its Node annotation; node1 with bgp.asn.
         assert fabric.neighbor("leaf2", node2_v4)["remoteAs"] == 65002
         assert fabric.neighbor("leaf1", node1_v4)["remoteAs"] == 65001
