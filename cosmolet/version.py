@@ -31,4 +31,3 @@ def exabgp_version() -> str:
         except Exception:
             _EXABGP_VERSION = "unknown"
     return _EXABGP_VERSION
-
