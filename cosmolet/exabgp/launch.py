@@ -17,11 +17,11 @@ prefix of an ``announce attributes ... nlri`` line shares one attribute set. Tha
 largest single cost of a cold start (a third of ExaBGP's busy time, see ``exabgp/README.md``)
 and gave each of 100,000 routes its own attribute objects to keep. ``share_attributes``
 replaces it with what the copy is for: the route gets its own ``Change`` and NLRI (whose
-next hop and action are set per neighbor), and the attributes of one line are copied once per
-neighbor (only to put its address in place of ``next-hop self``) and shared by the line's
-routes. A route carrying ExaBGP's internal attributes (watchdog, split, name) takes the stock
-path, since ExaBGP pops those per route. Upstream would need ``remove_self`` to copy only what
-it changes.
+next hop and action are set per neighbor), and each distinct attribute set is kept once per
+neighbor (copied only to put its address in place of ``next-hop self``) and shared by every
+route that carries it, whichever line brought it. A route carrying ExaBGP's internal
+attributes (watchdog, split, name) takes the stock path, since ExaBGP pops those per route.
+Upstream would need ``remove_self`` to copy only what it changes.
 
 ``debug``: ExaBGP calls ``log.debug(lambda: ...)`` several times per route (queueing it, caching
 it, scheduling the line), and each call checks the level in Python before dropping the message.
@@ -50,6 +50,8 @@ LIMIT = 1000
 REACTOR_SPEED = "5.0"
 TUNING_ENV = "COSMOLET_EXABGP_TUNING"
 ADJUSTMENTS = ("batch", "copy", "debug")
+#: distinct attribute sets kept per neighbor by ``share_attributes`` (a site has a handful)
+SHARED_ATTRIBUTES = 1024
 
 
 def wanted(env: MutableMapping[str, str]) -> tuple[str, ...]:
@@ -113,21 +115,29 @@ def share_attributes() -> None:
             return stock(self, change)
         own = _clone(change)
         nlri = own.nlri = _clone(change.nlri)
-        if not nlri.nexthop.SELF:
-            return own
-        address = self.ip_self(nlri.afi)
-        nlri.nexthop = address
-        if next_hop in attributes:
-            # One copy per (neighbor, line): the line's routes arrive one after the other.
-            last = self.__dict__.get("_cosmolet_self")
-            if last is None or last[0] is not attributes or last[1] is not address:
-                copied = _clone(attributes)
-                dict.update(copied, attributes)
-                copied[next_hop] = NextHop(str(address), address.pack())
-                copied._str = copied._idx = copied._json = ""
-                copied._dict = {}
-                last = self.__dict__["_cosmolet_self"] = (attributes, address, copied)
-            own.attributes = last[2]
+        address = None
+        if nlri.nexthop.SELF:
+            address = nlri.nexthop = self.ip_self(nlri.afi)
+        # One attribute set per neighbor and distinct attributes, whichever line a route came
+        # in: shared per line only, routes re-announced one by one under churn would end up
+        # with a set each, as many as the stock copy made.
+        shared: dict[tuple[str, int], tuple[Any, Any]] = self.__dict__.setdefault(
+            "_cosmolet_attributes", {}
+        )
+        key = (attributes.index(), id(address))
+        known = shared.get(key)
+        if known is None:
+            kept = attributes
+            if address is not None and next_hop in attributes:
+                kept = _clone(attributes)
+                dict.update(kept, attributes)
+                kept[next_hop] = NextHop(str(address), address.pack())
+                kept._str = kept._idx = kept._json = ""
+                kept._dict = {}
+            if len(shared) >= SHARED_ATTRIBUTES:
+                shared.clear()
+            known = shared[key] = (address, kept)  # the address kept alive: its id is the key
+        own.attributes = known[1]
         return own
 
     remove_self.cosmolet = True  # type: ignore[attr-defined]

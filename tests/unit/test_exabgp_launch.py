@@ -160,9 +160,9 @@ def _same_route(ours: Any, stock: Any) -> None:
 def test_next_hop_self_routes_equal_the_stock_copy(exabgp: tuple[Any, Any]) -> None:
     neighbor, changes = _parse(exabgp, "next-hop self med 10 community [65001:1 65001:2]")
     before = [change.extensive() for change in changes]
+    stock = [STOCK_REMOVE_SELF(neighbor, change) for change in changes]
     exabgp_launch.share_attributes()
     ours = [neighbor.remove_self(change) for change in changes]
-    stock = [STOCK_REMOVE_SELF(neighbor, change) for change in changes]
     for mine, theirs in zip(ours, stock, strict=True):
         _same_route(mine, theirs)
         assert "next-hop 10.0.1.1" in mine.extensive()
@@ -177,10 +177,11 @@ def test_next_hop_self_routes_equal_the_stock_copy(exabgp: tuple[Any, Any]) -> N
 
 def test_an_explicit_next_hop_shares_the_parsed_attributes(exabgp: tuple[Any, Any]) -> None:
     neighbor, changes = _parse(exabgp, "next-hop 10.0.1.1 community [65001:1]")
+    stock = [STOCK_REMOVE_SELF(neighbor, change) for change in changes]
     exabgp_launch.share_attributes()
     ours = [neighbor.remove_self(change) for change in changes]
-    for mine, change in zip(ours, changes, strict=True):
-        _same_route(mine, STOCK_REMOVE_SELF(neighbor, change))
+    for mine, theirs, change in zip(ours, stock, changes, strict=True):
+        _same_route(mine, theirs)
         assert mine.attributes is change.attributes
         assert mine is not change and mine.nlri is not change.nlri
 
@@ -195,6 +196,19 @@ def test_the_nlri_of_a_route_is_its_own(exabgp: tuple[Any, Any]) -> None:
     first.nlri.action = Action.WITHDRAW
     assert second.nlri.action != Action.WITHDRAW
     assert changes[0].nlri.action != Action.WITHDRAW
+
+
+def test_routes_of_other_lines_share_one_attribute_set(exabgp: tuple[Any, Any]) -> None:
+    """Routes re-announced one line each (churn) share the set of the first line that had
+    those attributes, so they do not drift back to one set per route; others get their own."""
+    exabgp_launch.share_attributes()
+    neighbor, first = _parse(exabgp, "next-hop self community [65001:1]", prefixes=2)
+    _, again = _parse(exabgp, "next-hop self community [65001:1]", prefixes=1)
+    _, other = _parse(exabgp, "next-hop self community [65001:2]", prefixes=1)
+    routes = [neighbor.remove_self(change) for change in (*first, *again, *other)]
+    assert routes[0].attributes is routes[1].attributes is routes[2].attributes
+    assert routes[3].attributes is not routes[0].attributes
+    assert "65001:2" in routes[3].extensive()
 
 
 def test_internal_attributes_take_the_stock_copy(exabgp: tuple[Any, Any]) -> None:
