@@ -7,8 +7,9 @@ the protocol but would make a 100,000-Service list measure the lab instead of co
 pages, each a copy of 100,000 objects). Here each page is bytes ready to send, in the order a
 real server lists (by namespace, then name), ``PAGE`` objects each, with ``continue`` tokens;
 the Node list holds this node. A watch answers with nothing until the server stops or its
-``timeoutSeconds`` runs out, unless ``push`` sends it events (the soak's readiness flips). It
-serves from a process of its own, as a real API server would.
+``timeoutSeconds`` runs out, unless ``push`` sends it events (the soak's readiness flips); a
+watch from a resourceVersion gets what was pushed after it first. It serves from a process of
+its own, as a real API server would.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class ListServer:
         self._events: Any = context.SimpleQueue()  # (kind, chunk) for the open watches
         # in the serving process:
         self.watches: dict[str, list[Any]] = {kind: [] for kind in KINDS}
+        self.history: list[tuple[str, int, bytes]] = []  # (kind, resourceVersion, chunk)
         self.lock = threading.Lock()
 
     @property
@@ -114,8 +116,9 @@ class ListServer:
 
     def _pushing(self) -> None:
         while True:
-            kind, chunk = self._events.get()
+            kind, version, chunk = self._events.get()
             with self.lock:
+                self.history.append((kind, version, chunk))
                 for writer in list(self.watches[kind]):
                     try:
                         writer.write(chunk)
@@ -123,8 +126,14 @@ class ListServer:
                     except OSError:
                         self._unwatch(kind, writer)
 
-    def _watch(self, kind: str, writer: Any) -> None:
+    def _watch(self, kind: str, writer: Any, since: int) -> None:
+        """Register a watch from resourceVersion ``since``: what was pushed after it first (a
+        watch ends at its timeout and the reflector resumes from the last version it saw)."""
         with self.lock:
+            for pushed_kind, version, chunk in self.history:
+                if pushed_kind == kind and version > since:
+                    writer.write(chunk)
+            writer.flush()
             self.watches[kind].append(writer)
             self._watching[KINDS.index(kind)] = len(self.watches[kind])
 
@@ -144,7 +153,8 @@ class ListServer:
     def push(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
         """Send a watch event to every open watch of ``kind``."""
         line = msgspec.json.encode({"type": event_type, "object": obj}) + b"\n"
-        self._events.put((kind, f"{len(line):x}\r\n".encode() + line + b"\r\n"))
+        version = int(obj["metadata"]["resourceVersion"])
+        self._events.put((kind, version, f"{len(line):x}\r\n".encode() + line + b"\r\n"))
 
     def watching(self, kind: str) -> int:
         """How many watches of ``kind`` are open."""
@@ -165,7 +175,8 @@ def _handler(lists: ListServer) -> type[BaseHTTPRequestHandler]:
             if kind is None:
                 self._send(404, json.dumps({"kind": "Status", "code": 404}).encode())
             elif query.get("watch") in ("true", "1"):
-                self._watch(kind, float(query.get("timeoutSeconds", "300")))
+                since = int(query.get("resourceVersion") or "0")
+                self._watch(kind, float(query.get("timeoutSeconds", "300")), since)
             else:
                 token = query.get("continue", "")
                 index = int(token.split(":")[1]) // PAGE if token else 0
@@ -179,13 +190,13 @@ def _handler(lists: ListServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _watch(self, kind: str, timeout: float) -> None:
+        def _watch(self, kind: str, timeout: float, since: int) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.flush()
-            lists._watch(kind, self.wfile)
+            lists._watch(kind, self.wfile, since)
             time.sleep(timeout)
             with lists.lock:
                 lists._unwatch(kind, self.wfile)
