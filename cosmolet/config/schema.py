@@ -13,9 +13,9 @@ import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cosmolet.config.base import Model as _Model
 from cosmolet.config.fields import (
@@ -30,25 +30,12 @@ from cosmolet.config.fields import (
     parse_listen,
 )
 from cosmolet.config.peers import Peer
+from cosmolet.config.services import Services
 from cosmolet.engine import bgp_values
 from cosmolet.engine.model import Family
-from cosmolet.engine.selector import LabelSelector, parse_selector
-
-
-def _ip_network(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return ipaddress.ip_network(value.strip(), strict=True)
-        except ValueError as error:
-            raise ValueError(f"expected a CIDR such as 10.96.0.0/12 ({error})") from None
-    return value
-
-
-IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_ip_network)]
 
 DEFAULT_HTTP_LISTEN = "0.0.0.0:9179"
 DEFAULT_STATUS_LISTEN = "127.0.0.1:9180"
-DEFAULT_MAX_ROUTES = 100_000
 
 
 class Mode(StrEnum):
@@ -109,51 +96,14 @@ class Bgp(_Model):
         return tuple(bgp_values.parse_large_community(value) for value in values)
 
 
-class AdvertiseKind(_Model):
-    enabled: bool
-    allowed_cidrs: tuple[IPNetwork, ...] = Field(default=(), alias="allowedCIDRs")
+class DataplaneGate(_Model):
+    """Announce only while the node's service proxy says its rules are programmed: ``url`` is
+    its health endpoint (kube-proxy's ``/healthz``; ``none`` turns the gate off). Until it first
+    passes nothing is announced; failing for ``failAfterSeconds`` after that withdraws."""
 
-
-class Advertise(_Model):
-    """Which kinds of Service IP may be advertised, each with an allowlist of CIDRs.
-
-    An empty ``clusterIP.allowedCIDRs`` allows any ClusterIP (the cluster's service CIDR is the
-    API server's to police); an empty list for external or load-balancer IPs allows none, since any
-    user who can create a Service can write those.
-    """
-
-    cluster_ip: AdvertiseKind = Field(default=AdvertiseKind(enabled=True), alias="clusterIP")
-    external_ips: AdvertiseKind = Field(default=AdvertiseKind(enabled=False), alias="externalIPs")
-    load_balancer_ips: AdvertiseKind = Field(
-        default=AdvertiseKind(enabled=False), alias="loadBalancerIPs"
-    )
-
-
-class HealthHold(_Model):
-    """Flap hold (``cosmolet/health_hold.py``): a prefix withdrawn less than ``riseSeconds``
-    ago returns only after it has been wanted that long. Withdrawals are never delayed."""
-
-    rise_seconds: Number = Field(default=1.0, ge=0, le=3600)
-
-
-class Services(_Model):
-    namespaces: tuple[str, ...] = ()
-    exclude_namespaces: tuple[str, ...] = ()
-    label_selector: str = ""
-    opt_in: bool = False
-    advertise: Advertise = Advertise()
-    max_routes: Int = Field(default=DEFAULT_MAX_ROUTES, ge=0)
-    health_hold: HealthHold = HealthHold()
-
-    @field_validator("label_selector")
-    @classmethod
-    def _selector(cls, value: str) -> str:
-        parse_selector(value)
-        return value
-
-    @property
-    def selector(self) -> LabelSelector:
-        return parse_selector(self.label_selector)
+    url: str = "none"
+    interval_seconds: Number = Field(default=1.0, ge=0.1, le=60)
+    fail_after_seconds: Number = Field(default=10.0, ge=0, le=3600)
 
 
 class NodePolicy(_Model):
@@ -162,6 +112,7 @@ class NodePolicy(_Model):
     # balancers; a site that wants them advertising anyway ignores the label (not the autoscaler
     # taint: that node is about to go).
     ignore_exclude_label: bool = False
+    dataplane_gate: DataplaneGate = DataplaneGate()
 
 
 class Tls(_Model):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cosmolet.config.schema import AdvertiseKind, Config
+from cosmolet.config.schema import Config
+from cosmolet.config.services import AdvertiseKind
 from cosmolet.engine.bgp_values import canonical_communities
 from cosmolet.engine.model import Attributes, Skip, SkipCode
 from cosmolet.engine.objects import Node, Service

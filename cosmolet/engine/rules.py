@@ -11,7 +11,7 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from cosmolet.config.schema import IPNetwork
+from cosmolet.config.services import IPNetwork
 from cosmolet.engine import bgp_values
 from cosmolet.engine.bgp_values import canonical_communities
 from cosmolet.engine.model import (
