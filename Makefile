@@ -33,10 +33,10 @@ demo: setup
 
 # The same fabric kept running for exploration (foreground; Ctrl-C or lab-down removes it).
 lab-up: setup
-	$(PY) -m lab.fabric up
+	$(PY) -m lab.lab_up up
 
 lab-down: $(STAMP)
-	$(PY) -m lab.fabric down
+	$(PY) -m lab.lab_up down
 
 # All tests: unit tests everywhere; integration tests (real ExaBGP + FRR in network namespaces)
 # when run as root with FRR installed, which `make setup` provides.
