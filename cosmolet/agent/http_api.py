@@ -33,6 +33,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from cosmolet import logs
+from cosmolet.agent.brake import brake_json
+from cosmolet.agent.gate import gate_json
 from cosmolet.agent.tls import ReloadingContext
 from cosmolet.agent.view import AgentView
 from cosmolet.config.schema import Http
@@ -91,6 +93,8 @@ def status(agent: AgentView) -> dict[str, Any]:
         "peerProblems": [{"entry": e, "problem": m} for e, m in peering.problems],
         "peerEntriesUnused": [{"entry": e, "reason": m} for e, m in peering.unused],
         "routes": routes,
+        "dataplaneGate": gate_json(agent.gate(), now),
+        "withdrawBrake": brake_json(agent.brake(), now),
     }
 
 

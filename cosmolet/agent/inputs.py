@@ -6,6 +6,7 @@
 - ``NeighborsChanged``: hybrid mode's fabric links changed (the netlink watcher);
 - ``AddressesChanged``: numbered mode: the node's addresses or gateways changed (netlink);
 - ``NeighborsShown``: ExaBGP's neighbors, as asked after a ``reload`` (the stdin reader);
+- ``GateChanged``: the data-plane gate opened or closed (the gate's poller);
 - ``Drain`` / ``Stop``: signals (SIGUSR1 from ``cosmolet start``; SIGTERM, SIGINT, stdin EOF).
 """
 
@@ -46,6 +47,13 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class GateChanged:
+    """The data-plane gate (``node.dataplaneGate``) now allows routes, or no longer does."""
+
+    allows: bool
+
+
+@dataclass(frozen=True)
 class Drain:
     """Withdraw everything and stay up (``shutdown.mode: withdraw``; sent by ``cosmolet start``)."""
 
@@ -63,6 +71,7 @@ Event = (
     | NeighborsChanged
     | AddressesChanged
     | NeighborsShown
+    | GateChanged
     | Drain
     | Stop
     | Shutdown

@@ -12,6 +12,8 @@ Threads, and what each may do:
 - *http*: ``/healthz`` ``/readyz`` ``/metrics`` ``/version`` on ``http.listen``, ``/status`` on
   ``http.statusListen``, from the read-only view;
 - *events* (``events.enabled``): posts Kubernetes Events, rate-limited;
+- *gate* (``node.dataplaneGate.url``): probes the service proxy's health endpoint, queues
+  ``GateChanged`` when the gate opens or closes;
 - signal handlers put ``Drain`` (SIGUSR1) or ``Stop`` on the queue;
 - the main thread runs the reconciler, which alone owns the speaker, the journal and stdout.
 """
@@ -29,7 +31,8 @@ from cosmolet import logs
 from cosmolet.agent import http_api
 from cosmolet.agent.answers import Answers, AnswersCollector, read_stdin
 from cosmolet.agent.changelog import ChangeLog
-from cosmolet.agent.inputs import AddressesChanged, Drain, NeighborsChanged, Stop
+from cosmolet.agent.guard_metrics import BrakeCollector, GateCollector
+from cosmolet.agent.inputs import AddressesChanged, Drain, GateChanged, NeighborsChanged, Stop
 from cosmolet.agent.journal import Journal
 from cosmolet.agent.metrics import agent_metrics
 from cosmolet.agent.reconciler import Output, Reconciler
@@ -127,8 +130,26 @@ def _start_events(
     recorder = EventRecorder(
         lambda: client.api_client(kubeconfig), config.node_name, config.events.max_per_second
     )
-    reconciler.observers.append(ServiceEvents(recorder.record, config.node_name))
+    events = ServiceEvents(recorder.record, config.node_name)
+    reconciler.observers.append(events)
+    reconciler.guards.on_brake = events.brake_engaged
     _thread("events", recorder.run, stop)
+
+
+def _start_gate(config: Config, reconciler: Reconciler, stop: threading.Event) -> None:
+    """The data-plane gate's poller, unless ``node.dataplaneGate.url`` is ``none``."""
+    gate = reconciler.guards.gate
+    if gate is None:
+        return
+    from cosmolet.agent import gate_probe
+
+    interval = config.node.dataplane_gate.interval_seconds
+    queue = reconciler.events
+
+    def poll(stop: threading.Event) -> None:
+        gate_probe.poll(gate, interval, lambda allows: queue.put(GateChanged(allows)), stop)
+
+    _thread("gate", run_forever, "data-plane gate", poll, stop)
 
 
 def main(config: Config, source: Source, sessions: list[Session]) -> int:
@@ -144,6 +165,8 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
     reconciler.answers = answers
     metrics = agent_metrics(reconciler, config)
     reconciler.observers += [metrics.observe, ChangeLog()]
+    metrics.registry.register(GateCollector(reconciler.gate))
+    metrics.registry.register(BrakeCollector(reconciler.brake))
     if answers is not None:
         metrics.registry.register(AnswersCollector(answers))
     stop = threading.Event()
@@ -169,6 +192,7 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
     _start_netlink(config, reconciler, stop)
     http_api.start(reconciler, metrics.registry, config.http)
     _start_events(config, source, reconciler, stop)
+    _start_gate(config, reconciler, stop)
     log.info(
         "agent started",
         node=config.node_name,

@@ -24,12 +24,14 @@ from dataclasses import replace
 from typing import Protocol
 
 from cosmolet import logs
-from cosmolet.agent import first_list, peer_asns
+from cosmolet.agent import first_list, peer_asns, refused
 from cosmolet.agent.answers import Answers
+from cosmolet.agent.guards import Guards
 from cosmolet.agent.inputs import (
     AddressesChanged,
     Drain,
     Event,
+    GateChanged,
     NeighborsChanged,
     Refused,
     RoutesChanged,
@@ -46,7 +48,7 @@ from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Delta, Link, Plan, Route, Skip
 from cosmolet.exabgp import api as exabgp_api
-from cosmolet.exabgp.api import CommandKind, PeerEvent, PeerOpen, Session, Shutdown
+from cosmolet.exabgp.api import PeerEvent, PeerOpen, Session, Shutdown
 from cosmolet.exabgp.shown import SHOW_NEIGHBORS, NeighborsShown
 from cosmolet.paths import RuntimePaths
 from cosmolet.sources import Source
@@ -87,6 +89,7 @@ class Reconciler(ReconcilerView):
         self.neighbors = Peering(config, self.agent_command)  # this node's ExaBGP neighbors
         self.speaker = Speaker(self.neighbors.sessions(sessions), enabled=config.bgp.enabled)
         self.hold = RiseHold(config.services.health_hold.rise_seconds)
+        self.guards = Guards(config, self.state)  # the data-plane gate, the withdraw brake
         self.out = out
         self.journal = journal
         #: ExaBGP's answers to match, when it sends them (``exabgp.api.ack``; set by the wiring)
@@ -123,6 +126,7 @@ class Reconciler(ReconcilerView):
             except queue.Empty:
                 self.check_peers()
                 self.release_held()
+                self.release_braked()
                 self._guarded(self.verify_reload, "reload check")
                 if self.speaker.needs_resync and self.first_sent:
                     batch = [RoutesChanged(self.clock())]  # retry a failed write
@@ -136,6 +140,7 @@ class Reconciler(ReconcilerView):
             self.handle_batch(batch)
             if self.stopped is None:
                 self.release_held()
+                self.release_braked()
         return self.stopped
 
     def handle_batch(self, batch: Sequence[Event]) -> None:
@@ -157,12 +162,21 @@ class Reconciler(ReconcilerView):
         if due:
             self._guarded(lambda: self._apply_delta(due, "held for flapping, now stable"), "hold")
 
+    def release_braked(self) -> None:
+        """Send the withdrawals the brake held, once its hold has ended."""
+        if self.draining or not self.first_sent:
+            return
+        due = self.guards.brake_due(self.clock())
+        if due:
+            due = self.hold.filter(due, self.speaker.desired, self.clock())
+            self._guarded(lambda: self._apply_delta(due, "withdraw brake released"), "brake")
+
     def _wait(self) -> float:
         """Block for events at most a second, or until the next held prefix is due."""
-        due = self.hold.next_release()
-        if due is None:
+        dues = [d for d in (self.hold.next_release(), self.guards.next_due()) if d is not None]
+        if not dues:
             return 1.0
-        return min(1.0, max(0.001, due - self.clock()))
+        return min(1.0, max(0.001, min(dues) - self.clock()))
 
     def _guarded(self, action: Callable[[], None], what: str) -> None:
         try:
@@ -188,7 +202,10 @@ class Reconciler(ReconcilerView):
             if self.speaker.peer_asns != known:
                 peer_asns.save(self._peer_asns_path, self.speaker.peer_asns)
         elif isinstance(event, Refused):
-            self._on_refused(event)
+            refused.on_refused(event, self.speaker, self.journal)
+        elif isinstance(event, GateChanged):
+            self.guards.gate_changed(event.allows)
+            self._on_routes_changed()
         elif isinstance(event, NeighborsChanged):
             if self.neighbors.set_links(event.links):
                 self._reconfigure("the fabric links changed")
@@ -216,8 +233,9 @@ class Reconciler(ReconcilerView):
     # --- route changes ------------------------------------------------------------------------
 
     def _on_routes_changed(self) -> None:
-        if self.draining:
-            return
+        if self.draining or not self.guards.gate_passed:
+            return  # nothing is announced before the data-plane gate first passes
+        self.guards.assert_gate()
         if not self.state.readiness.synced:  # the first list, still paging in
             self._write(first_list.announce(self.state, self.speaker, self._dry))
             return
@@ -225,6 +243,9 @@ class Reconciler(ReconcilerView):
         delta, caused_at = self.state.take_delta()
         refusals, dropped = self.state.take_refusals()
         if self.first_sent:
+            api = self.api_health()
+            connected = api is None or api.connected
+            delta = self.guards.brake_filter(delta, self.speaker.desired, started, connected)
             delta = self.hold.filter(delta, self.speaker.desired, started)
         retry = self.speaker.needs_resync or self.speaker.retry_pending
         if not delta and self.first_sent and not retry:
@@ -322,24 +343,6 @@ class Reconciler(ReconcilerView):
                 self.answers.forget()
             raise
         self.commands_sent += len(commands)
-
-    def _on_refused(self, event: Refused) -> None:
-        """ExaBGP refused a line: never claim what it carried, and let the next plan retry it
-        (the prefixes stay in the journal: a refused withdraw leaves them in ExaBGP)."""
-        command = event.command
-        session = command.session.name if command.session else None
-        if command.kind not in {CommandKind.ANNOUNCE, CommandKind.WITHDRAW}:
-            log.warning("ExaBGP refused a command", kind=str(command.kind), peer=session)
-            return
-        self.journal.add(self.speaker.rejected(command))
-        log.error(
-            "ExaBGP refused routes; they are not counted as advertised, and the next plan "
-            "retries them",
-            kind=str(command.kind),
-            peer=session,
-            prefixes=list(command.prefixes[:20]),
-            count=len(command.prefixes),
-        )
 
     # --- this node's neighbors ----------------------------------------------------------------
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from cosmolet.agent.brake import BrakeView
+from cosmolet.agent.gate import GateView
+from cosmolet.agent.guards import Guards
 from cosmolet.agent.peering import Peering
 from cosmolet.agent.speaker import SessionState, Speaker
 from cosmolet.agent.view import PeeringView, PeerView
@@ -28,6 +31,7 @@ class ReconcilerView:
     speaker: Speaker
     neighbors: Peering
     hold: RiseHold
+    guards: Guards
     source: Source | None
     clock: Callable[[], float]
     first_sent: bool
@@ -49,6 +53,10 @@ class ReconcilerView:
     def ready(self) -> tuple[bool, str]:
         if not self.state.readiness.synced:
             return False, "waiting for the first complete list of Services, EndpointSlices, Node"
+        gate = self.guards.gate
+        held_back = None if gate is None else gate.not_ready_reason(self.clock())
+        if held_back is not None:
+            return False, held_back
         if not self.first_sent:
             return False, "the first plan has not been sent to ExaBGP yet"
         if self.draining:
@@ -115,3 +123,11 @@ class ReconcilerView:
 
     def errors(self) -> int:
         return self.error_count
+
+    def gate(self) -> GateView | None:
+        gate = self.guards.gate
+        return None if gate is None else gate.view()
+
+    def brake(self) -> BrakeView | None:
+        brake = self.guards.brake
+        return None if brake is None else brake.view()

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cosmolet.agent.brake import BrakeView
+from cosmolet.agent.gate import GateView
 from cosmolet.engine.model import Route, Skip
 from cosmolet.sources import ApiHealth
 
@@ -80,4 +82,12 @@ class AgentView(Protocol):
 
     def errors(self) -> int:
         """Events whose handling failed (logged; the loop went on)."""
+        ...
+
+    def gate(self) -> GateView | None:
+        """The data-plane gate's state, or ``None`` without one (``url: none``)."""
+        ...
+
+    def brake(self) -> BrakeView | None:
+        """The withdraw brake's state, or ``None`` when it is off."""
         ...

@@ -105,6 +105,20 @@ class DataplaneGate(_Model):
     interval_seconds: Number = Field(default=1.0, ge=0.1, le=60)
     fail_after_seconds: Number = Field(default=10.0, ge=0, le=3600)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "none":
+            return "none"
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ValueError(
+                f"expected none or an http(s) URL such as http://127.0.0.1:10256/healthz, "
+                f"got {value!r}"
+            )
+        return value
+
 
 class NodePolicy(_Model):
     withdraw_when_cordoned: bool = False

@@ -39,6 +39,7 @@ class SkipCode(StrEnum):
     NODE_EXCLUDED = "node-excluded"
     NODE_CORDONED = "node-cordoned"
     API_LOST = "api-lost"
+    DATAPLANE_GATE = "dataplane-gate"
 
 
 @dataclass(frozen=True, slots=True)

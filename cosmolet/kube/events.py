@@ -1,4 +1,5 @@
-"""Kubernetes Events on Services: "Advertised" / "Withdrawn" from this node, rate-limited.
+"""Kubernetes Events on Services: "Advertised" / "Withdrawn" from this node, "NotAdvertised"
+(refused by policy), and on this Node (the withdraw brake), rate-limited.
 
 Events are a courtesy to the people who own Services (``kubectl describe service`` shows them),
 never part of the data path: they are queued (bounded, oldest dropped first), sent from their
@@ -24,9 +25,11 @@ QUEUE_LIMIT = 1000
 
 @dataclass(frozen=True)
 class ServiceEvent:
-    service: str  # namespace/name
-    reason: str  # "Advertised" | "Withdrawn"
+    service: str  # namespace/name; a Node's name when ``kind`` is "Node"
+    reason: str  # "Advertised" | "Withdrawn" | "NotAdvertised" | "WithdrawBraked"
     message: str
+    type: str = "Normal"  # or "Warning"
+    kind: str = "Service"  # or "Node"
 
 
 class EventRecorder:
@@ -86,21 +89,24 @@ class EventRecorder:
                 )
 
     def _post(self, api: Any, event: ServiceEvent) -> None:
-        namespace, name = event.service.split("/", 1)
+        involved: dict[str, str] = {"apiVersion": "v1", "kind": event.kind}
+        if event.kind == "Node":
+            # A cluster-scoped object's Events live in "default"; kubectl describe node finds
+            # them by a uid equal to the name (as the kubelet and kube-proxy post them).
+            namespace, name = "default", event.service
+            involved.update(name=name, uid=name)
+        else:
+            namespace, name = event.service.split("/", 1)
+            involved.update(namespace=namespace, name=name)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{name}.", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "namespace": namespace,
-                "name": name,
-            },
+            "involvedObject": involved,
             "reason": event.reason,
             "message": event.message,
-            "type": "Normal",
+            "type": event.type,
             "source": {"component": "cosmolet", "host": self.node_name},
             "reportingComponent": "cosmolet",
             "reportingInstance": self.node_name,
