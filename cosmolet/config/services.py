@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from cosmolet.config.base import Model as _Model
 from cosmolet.config.fields import Int, Number
@@ -35,12 +35,49 @@ class AdvertiseKind(_Model):
     allowed_cidrs: tuple[IPNetwork, ...] = Field(default=(), alias="allowedCIDRs")
 
 
+def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
+    """``inner`` lies inside ``outer`` (two CIDRs overlap exactly when one holds the other)."""
+    return (
+        inner.version == outer.version
+        and inner.prefixlen >= outer.prefixlen
+        and int(inner.network_address) & int(outer.netmask) == int(outer.network_address)
+    )
+
+
 class ClusterIPAdvertise(AdvertiseKind):
     """ClusterIPs, and the CIDRs to advertise whole instead of one /32 or /128 per address
-    (``aggregate``): each is announced while a Service in it is healthy here, and only
-    addresses whose traffic policy is Local are still announced one by one (Calico's model)."""
+    (``aggregate``): each is announced while a Cluster-policy ClusterIP in it would have been
+    (a usable endpoint of its family anywhere), and only addresses whose traffic policy is Local
+    are still announced one by one (Calico's model).
+
+    Each aggregate must lie inside ``allowedCIDRs`` when that list is given, overlap no other,
+    and be shorter than a host route (a /32 or /128 aggregate is the address itself).
+    """
 
     aggregate: tuple[IPNetwork, ...] = ()
+
+    @field_validator("aggregate")
+    @classmethod
+    def _aggregates(
+        cls, value: tuple[IPNetwork, ...], info: ValidationInfo
+    ) -> tuple[IPNetwork, ...]:
+        # ``enabled`` and ``allowedCIDRs`` are validated before (declared first)
+        if value and not info.data.get("enabled", True):
+            raise ValueError(
+                "set while clusterIP.enabled is false: no ClusterIP is advertised, so nothing "
+                "would be aggregated"
+            )
+        allowed: tuple[IPNetwork, ...] = info.data.get("allowed_cidrs", ())
+        for index, network in enumerate(value):
+            where = f"aggregate[{index}] ({network})"
+            if network.prefixlen == network.max_prefixlen:
+                raise ValueError(f"{where} is a host route: it aggregates nothing")
+            if allowed and not any(_inside(network, outer) for outer in allowed):
+                raise ValueError(f"{where} is not inside clusterIP.allowedCIDRs")
+            for other_index, other in enumerate(value[:index]):
+                if _inside(network, other) or _inside(other, network):
+                    raise ValueError(f"{where} overlaps aggregate[{other_index}] ({other})")
+        return value
 
 
 class Advertise(_Model):
@@ -70,10 +107,16 @@ class HealthHold(_Model):
 class WeightedEcmp(_Model):
     """Weighted ECMP (UCMP) for addresses whose traffic policy is Local: each route carries the
     link-bandwidth extended community, ``mbpsPerEndpoint`` times the node's usable endpoints for
-    that address's family, so the switch splits traffic in the ratio of the endpoints."""
+    that address's family, so the switch splits traffic in the ratio of the endpoints.
+
+    Switches use only the ratios. The value travels in bytes per second and ExaBGP refuses one
+    of 2**32 or more (34,359 Mbit/s): the default 1 Mbit/s per endpoint keeps 34,359 endpoints
+    on a node (or summed behind a leaf) apart, and a switch shows a node's endpoints as its
+    Mbit/s. Above the cap the value saturates (``cosmolet/engine/weights.py``).
+    """
 
     enabled: bool = True
-    mbps_per_endpoint: Number = Field(default=1000.0, gt=0, le=1_000_000)
+    mbps_per_endpoint: Number = Field(default=1.0, ge=0.001, le=10_000)
 
 
 class WithdrawBrake(_Model):

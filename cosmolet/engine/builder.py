@@ -18,20 +18,23 @@ from collections.abc import Iterable
 import msgspec
 
 from cosmolet.config.schema import Config
+from cosmolet.engine.endpoints import NOTHING, combine, slice_state
 from cosmolet.engine.model import (
-    UNHEALTHY,
+    NO_LOCAL,
     Delta,
     Health,
+    LocalCounts,
     Plan,
     Route,
+    RouteKind,
     ServiceDecision,
     Skip,
     SkipCode,
 )
 from cosmolet.engine.objects import EndpointSlice, Malformed, Node, Service
-from cosmolet.engine.plan import assemble, merge_routes
+from cosmolet.engine.plan import aggregate_route, assemble, merge_routes
 from cosmolet.engine.policy import Policy, node_skip
-from cosmolet.engine.rules import endpoint_health, evaluate_service
+from cosmolet.engine.rules import evaluate_service
 
 #: Skips that mean a Service asked for something the policy forbids: logged and counted as they
 #: appear (once per Service and reason), not just shown in the skipped gauge. A kind turned off
@@ -59,9 +62,10 @@ class PlanBuilder:
         self.policy = Policy.from_config(config)
         self.node_name = node_name
         self.services: dict[str, bytes] = {}  # packed (``_PACK``)
-        # Of an EndpointSlice only its owner and what it says about health are kept; a
-        # Service's slices are one key, or a set of keys when it has several.
-        self.slices: dict[str, tuple[str | None, Health]] = {}
+        # Of an EndpointSlice only its owner and what it says about health and this node's
+        # endpoints are kept (``SliceState``); a Service's slices are one key, or a set of keys
+        # when it has several.
+        self.slices: dict[str, tuple[str | None, Health, int]] = {}
         self.slices_of: dict[str, str | set[str]] = {}
         self.node: Node | None = None
         self.malformed: dict[str, Skip] = {}
@@ -92,11 +96,11 @@ class PlanBuilder:
         info = (
             None
             if endpoint_slice is None
-            else (endpoint_slice.service_key, endpoint_health([endpoint_slice], self.node_name))
+            else (endpoint_slice.service_key, *slice_state(endpoint_slice, self.node_name))
         )
         self._set_slice_info(key, info)
 
-    def _set_slice_info(self, key: str, info: tuple[str | None, Health] | None) -> None:
+    def _set_slice_info(self, key: str, info: tuple[str | None, Health, int] | None) -> None:
         old = self.slices.get(key)
         if old == info:
             return  # an update that changes nothing the engine reads (addresses, say)
@@ -136,7 +140,7 @@ class PlanBuilder:
                 self.set_service(key, service)
 
     def replace_slices(self, slices: Iterable[EndpointSlice]) -> None:
-        fresh = {s.key: (s.service_key, endpoint_health([s], self.node_name)) for s in slices}
+        fresh = {s.key: (s.service_key, *slice_state(s, self.node_name)) for s in slices}
         for key in set(self.slices) - set(fresh):
             self._set_slice_info(key, None)
         for key, info in fresh.items():
@@ -244,8 +248,10 @@ class PlanBuilder:
             service = None if packed is None else _UNPACK.decode(packed)
         new = None
         if service is not None:
-            health = self._health(service_key)
-            new = evaluate_service(self.policy, self.node_name, service, health, service_key)
+            health, counts = self._state(service_key)
+            new = evaluate_service(
+                self.policy, self.node_name, service, health, service_key, counts
+            )
             if new == old and old is not None:
                 # The same decision (the periodic recompute, a slice change that matters not):
                 # keep the objects in place, so 100,000 of them are not reallocated every time.
@@ -267,7 +273,15 @@ class PlanBuilder:
             if entry is None:
                 self.merged.pop(prefix, None)
             elif isinstance(entry, dict):
-                self.merged[prefix] = merge_routes(entry.values())
+                # an aggregate may hold thousands of candidates: counted, not merged again
+                first = next(iter(entry.values()))
+                self.merged[prefix] = (
+                    aggregate_route(first, len(entry))
+                    if first.kind is RouteKind.AGGREGATE
+                    else merge_routes(entry.values())
+                )
+            elif entry.kind is RouteKind.AGGREGATE:
+                self.merged[prefix] = aggregate_route(entry, 1)
             else:
                 self.merged[prefix] = entry
         self._dirty |= touched
@@ -311,13 +325,14 @@ class PlanBuilder:
             if len(entry) == 1:
                 self.slices_of[service_key] = next(iter(entry))
 
-    def _health(self, service_key: str) -> Health:
+    def _state(self, service_key: str) -> tuple[Health, LocalCounts]:
+        """The Service's health and this node's endpoints per family, from its slices."""
         entry = self.slices_of.get(service_key)
         if entry is None:
-            return UNHEALTHY
+            return NOTHING[0], NO_LOCAL
         if isinstance(entry, str):
-            return self.slices[entry][1]
-        health = UNHEALTHY
-        for slice_key in entry:
-            health = health | self.slices[slice_key][1]
-        return health
+            _owner, health, local = self.slices[entry]
+            if not local:
+                return health, NO_LOCAL  # the common case, without allocating
+            return combine([(health, local)])
+        return combine(self.slices[slice_key][1:] for slice_key in entry)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,6 +19,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class Family(StrEnum):
     IPV4 = "ipv4"
     IPV6 = "ipv6"
+
+
+class RouteKind(StrEnum):
+    """What a route stands for: a Cluster-policy address (every node with the Service healthy
+    anywhere advertises it, plain ECMP), a Local-policy one (only nodes with an endpoint, weighted
+    by their endpoints under UCMP), or an aggregate of Cluster-policy ClusterIPs."""
+
+    CLUSTER = "cluster"
+    LOCAL = "local"
+    AGGREGATE = "aggregate"
 
 
 class SkipCode(StrEnum):
@@ -60,17 +71,30 @@ class Attributes:
     local_preference: int | None = None
     med: int | None = None
     as_path_prepend: int = 0
+    #: The link-bandwidth extended community's value, in bytes per second (weighted ECMP)
+    link_bandwidth: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One host route to advertise: ``prefix`` is ``A.B.C.D/32`` or ``X::Y/128``, canonical."""
+    """One route to advertise: ``prefix`` is ``A.B.C.D/32`` or ``X::Y/128``, canonical, or an
+    aggregate's CIDR.
+
+    ``kind`` and ``local_endpoints`` (this node's usable endpoints behind a Local-policy route,
+    what its weight stands for) compare like the rest: a change reaches ``/status`` and the plan,
+    and the speaker re-announces only when ``attributes`` differ. An aggregate names no Service
+    (thousands may lie inside it, and ``/status`` must stay bounded): ``members`` counts the
+    healthy ones.
+    """
 
     prefix: str
     family: Family
     services: tuple[str, ...]
     attributes: Attributes
     sort_key: tuple[int, int] = field(default=(0, 0), compare=False, repr=False)
+    kind: RouteKind = RouteKind.CLUSTER
+    local_endpoints: int = 0
+    members: int = 0
 
     def __post_init__(self) -> None:
         if self.sort_key == (0, 0):
@@ -99,11 +123,10 @@ class Plan:
     def to_json(self) -> dict[str, object]:
         return {
             "node": self.node,
+            "share": route_share(self.routes),
             "routes": [
                 {
-                    "prefix": route.prefix,
-                    "family": str(route.family),
-                    "services": list(route.services),
+                    **route_json(route),
                     "communities": list(route.attributes.communities),
                     "largeCommunities": list(route.attributes.large_communities),
                     "localPreference": route.attributes.local_preference,
@@ -117,6 +140,33 @@ class Plan:
                 for skip in self.skipped
             ],
         }
+
+
+#: Bytes per second in one Mbit/s: the link-bandwidth community carries bytes per second.
+BYTES_PER_MBPS = 125_000
+
+
+def route_json(route: Route) -> dict[str, object]:
+    """What ``/status`` and ``cosmolet plan`` say of a route besides its attributes."""
+    bandwidth = route.attributes.link_bandwidth
+    return {
+        "prefix": route.prefix,
+        "family": str(route.family),
+        "kind": str(route.kind),
+        "services": list(route.services),
+        **({"serviceCount": route.members} if route.kind is RouteKind.AGGREGATE else {}),
+        **({"localEndpoints": route.local_endpoints} if route.kind is RouteKind.LOCAL else {}),
+        "linkBandwidthMbps": None if bandwidth is None else bandwidth / BYTES_PER_MBPS,
+    }
+
+
+def route_share(routes: Iterable[Route]) -> dict[str, dict[str, int]]:
+    """The node's share of the fabric: its routes counted by kind and family (every pair
+    present, zeros included, so a dashboard or a diff sees the same keys every time)."""
+    share = {str(kind): {str(family): 0 for family in Family} for kind in RouteKind}
+    for route in routes:
+        share[route.kind][route.family] += 1
+    return share
 
 
 @functools.lru_cache(maxsize=4096)
@@ -173,6 +223,15 @@ def health_of(family: Family, anywhere: bool, here: bool) -> Health:
 #: The 16 possible values, shared and indexed by ``bits``.
 HEALTH = tuple(Health(bits) for bits in range(16))
 UNHEALTHY = HEALTH[0]
+
+#: This node's usable endpoints of a Service, (IPv4, IPv6): what a Local traffic policy's
+#: routes are weighted by. ``local_count`` reads it by family.
+LocalCounts = tuple[int, int]
+NO_LOCAL: LocalCounts = (0, 0)
+
+
+def local_count(counts: LocalCounts, family: Family) -> int:
+    return counts[0] if family is Family.IPV4 else counts[1]
 
 
 #: A difference between two route sets: prefix -> the new route, or ``None`` to withdraw it.

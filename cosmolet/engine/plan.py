@@ -11,10 +11,36 @@ from collections.abc import Iterable, Sequence
 
 from cosmolet.config.schema import Config
 from cosmolet.engine.bgp_values import canonical_communities
-from cosmolet.engine.model import Attributes, Plan, Route, ServiceDecision, Skip, SkipCode
+from cosmolet.engine.endpoints import endpoint_state
+from cosmolet.engine.model import (
+    Attributes,
+    Health,
+    LocalCounts,
+    Plan,
+    Route,
+    RouteKind,
+    ServiceDecision,
+    Skip,
+    SkipCode,
+)
 from cosmolet.engine.objects import EndpointSlice, Malformed, Node, Record, Service, decode_all
 from cosmolet.engine.policy import Policy, node_skip
-from cosmolet.engine.rules import endpoint_health, evaluate_service
+from cosmolet.engine.rules import evaluate_service
+from cosmolet.engine.weights import summed_bandwidth
+
+
+def aggregate_route(candidate: Route, members: int) -> Route:
+    """An aggregate's route, from one of its Services' candidates: the node's default
+    attributes, no Service named (``members`` of them inside it are healthy)."""
+    return Route(
+        candidate.prefix,
+        candidate.family,
+        (),
+        candidate.attributes,
+        candidate.sort_key,
+        RouteKind.AGGREGATE,
+        members=members,
+    )
 
 
 def merge_routes(group: Iterable[Route]) -> Route:
@@ -22,12 +48,20 @@ def merge_routes(group: Iterable[Route]) -> Route:
 
     The route is wanted while any of them is healthy, so it takes the highest local-preference,
     the lowest MED and the shortest prepend among them, and the union of their communities.
+    Services sharing an address all under a Local traffic policy (one LB IP, different ports)
+    make a Local route weighted by the sum of their endpoints here: kube-proxy sends each port's
+    traffic to its own Service's endpoints, so all of them take the address's traffic. If any
+    of them has a Cluster policy, every node with it healthy anywhere advertises the address and
+    traffic arriving at this node may go anywhere: a Cluster route, no weight (plain ECMP).
     """
     routes = list(group)
+    first = routes[0]
+    if first.kind is RouteKind.AGGREGATE:
+        return aggregate_route(first, len(routes))
     if len(routes) == 1:
         return routes[0]
-    first = routes[0]
     attrs = [route.attributes for route in routes]
+    local = all(route.kind is RouteKind.LOCAL for route in routes)
     local_prefs = [a.local_preference for a in attrs if a.local_preference is not None]
     meds = [a.med for a in attrs if a.med is not None]
     merged = Attributes(
@@ -36,9 +70,13 @@ def merge_routes(group: Iterable[Route]) -> Route:
         local_preference=max(local_prefs) if local_prefs else None,
         med=min(meds) if meds else None,
         as_path_prepend=min(a.as_path_prepend for a in attrs),
+        link_bandwidth=summed_bandwidth([a.link_bandwidth for a in attrs]) if local else None,
     )
     services = tuple(sorted({service for route in routes for service in route.services}))
-    return Route(first.prefix, first.family, services, merged, first.sort_key)
+    if not local:
+        return Route(first.prefix, first.family, services, merged, first.sort_key)
+    count = sum(route.local_endpoints for route in routes)
+    return Route(first.prefix, first.family, services, merged, first.sort_key, first.kind, count)
 
 
 def assemble(
@@ -73,7 +111,8 @@ def assemble(
     if len(routes) > policy.max_routes:
         routes.sort(key=lambda route: (oldest[route.prefix], route.sort_key))
         for route in routes[policy.max_routes :]:
-            for service in route.services:
+            # each Service's own candidate: an aggregate's route names none of them
+            for service in (wanted.services[0] for wanted in by_prefix[route.prefix]):
                 skipped.append(
                     Skip(
                         service,
@@ -110,12 +149,18 @@ def compute_plan(
     by_service = index_slices(slices)
     unique = {service.key: service for service in services}
     decisions = (
-        evaluate_service(
-            policy, node_name, service, endpoint_health(by_service.get(key, ()), node_name)
-        )
+        evaluate_service(policy, node_name, service, *_state(by_service.get(key, ()), node_name))
         for key, service in unique.items()
     )
     return assemble(policy, node_name, node, decisions, extra_skips)
+
+
+def _state(
+    slices: Iterable[EndpointSlice], node_name: str
+) -> tuple[Health, str | None, LocalCounts]:
+    """``evaluate_service``'s arguments after the Service: its health, key (built), counts."""
+    health, counts = endpoint_state(slices, node_name)
+    return health, None, counts
 
 
 def plan_from_documents(config: Config, node_name: str, documents: Iterable[object]) -> Plan:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cosmolet.config.schema import Config
-from cosmolet.config.services import AdvertiseKind
+from cosmolet.config.services import AdvertiseKind, IPNetwork
 from cosmolet.engine.bgp_values import canonical_communities
-from cosmolet.engine.model import Attributes, Skip, SkipCode
+from cosmolet.engine.model import BYTES_PER_MBPS, Attributes, Family, Skip, SkipCode
 from cosmolet.engine.objects import Node, Service
 from cosmolet.engine.selector import LabelSelector
 
@@ -23,6 +23,35 @@ EXCLUDE_NODE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 #: The cluster autoscaler's taint on a node it is about to delete; the service controller takes
 #: such a node out of load balancers as it does a node with ``EXCLUDE_NODE_LABEL``.
 AUTOSCALER_DELETION_TAINT = "ToBeDeletedByClusterAutoscaler"
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One ``services.advertise.clusterIP.aggregate`` CIDR, as integers for a cheap test."""
+
+    prefix: str
+    family: Family
+    version: int
+    network: int
+    mask: int
+
+    @classmethod
+    def of(cls, network: IPNetwork) -> Aggregate:
+        family = Family.IPV4 if network.version == 4 else Family.IPV6
+        return cls(
+            str(network),
+            family,
+            network.version,
+            int(network.network_address),
+            int(network.netmask),
+        )
+
+    def contains(self, version: int, value: int) -> bool:
+        return version == self.version and value & self.mask == self.network
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return self.version, self.network
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,9 @@ class Policy:
     withdraw_when_cordoned: bool
     ignore_exclude_label: bool
     defaults: Attributes = field(default_factory=Attributes)
+    #: weighted ECMP: the link bandwidth one local endpoint is worth, or None when it is off
+    bytes_per_endpoint: float | None = None
+    aggregates: tuple[Aggregate, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> Policy:
@@ -61,6 +93,12 @@ class Policy:
                 local_preference=config.bgp.local_preference,
                 med=config.bgp.med,
             ),
+            bytes_per_endpoint=(
+                services.weighted_ecmp.mbps_per_endpoint * BYTES_PER_MBPS
+                if services.weighted_ecmp.enabled
+                else None
+            ),
+            aggregates=tuple(Aggregate.of(n) for n in services.advertise.cluster_ip.aggregate),
         )
 
 

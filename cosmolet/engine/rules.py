@@ -9,30 +9,29 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cosmolet.config.services import IPNetwork
 from cosmolet.engine import bgp_values
 from cosmolet.engine.bgp_values import canonical_communities
+from cosmolet.engine.endpoints import FAMILY_NAMES
 from cosmolet.engine.model import (
-    UNHEALTHY,
+    NO_LOCAL,
     Attributes,
     Family,
     Health,
     IPAddress,
+    LocalCounts,
     Route,
+    RouteKind,
     ServiceDecision,
     Skip,
     SkipCode,
-    health_of,
+    local_count,
 )
-from cosmolet.engine.objects import (
-    ANNOTATION_PREFIX,
-    EndpointSlice,
-    LoadBalancerIngress,
-    Service,
-)
-from cosmolet.engine.policy import Policy, selection_skip
+from cosmolet.engine.objects import ANNOTATION_PREFIX, LoadBalancerIngress, Service
+from cosmolet.engine.policy import Aggregate, Policy, selection_skip
+from cosmolet.engine.weights import with_bandwidth
 
 COMMUNITIES_ANNOTATION = "cosmolet.io/communities"
 LARGE_COMMUNITIES_ANNOTATION = "cosmolet.io/large-communities"
@@ -162,49 +161,24 @@ def _allowed(networks: Sequence[IPNetwork], version: int, value: int) -> bool:
     return any(address in network for network in networks)
 
 
-#: The EndpointSlice ``addressType`` each proxier reads. kube-proxy's dual-stack proxier hands a
-#: slice to its IPv4 or IPv6 half by this field and drops any other: an FQDN slice is proxied by
-#: neither. A slice without the field (the API requires it, so only a hand-written objects file
-#: has one) is dropped the same way rather than guessed from its addresses, which are not decoded.
-SLICE_FAMILIES = {"IPv4": Family.IPV4, "IPv6": Family.IPV6}
-FAMILY_NAMES = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
-
-
-def endpoint_health(slices: Iterable[EndpointSlice], node_name: str) -> Health:
-    """Per IP family: is there an endpoint kube-proxy would forward to, anywhere and on this node?
-
-    kube-proxy (``CategorizeEndpoints``, KEP-1669) uses the ready endpoints, and only when there
-    is none the serving terminating ones; it does so for the whole cluster and, for a Local
-    traffic policy, for this node's endpoints alone. Either way a set is non-empty exactly when
-    some endpoint is ready or serving-and-terminating, which is all the engine needs to know.
-    """
-    health = UNHEALTHY
-    for endpoint_slice in slices:
-        family = SLICE_FAMILIES.get(endpoint_slice.address_type or "")
-        if family is None:
-            continue
-        anywhere = here = False
-        for endpoint in endpoint_slice.endpoints or ():
-            if endpoint.ready or endpoint.serving_terminating:
-                anywhere = True
-                if node_name and endpoint.node_name == node_name:
-                    here = True
-                    break
-        if anywhere:
-            health = health | health_of(family, anywhere, here)
-    return health
-
-
 def evaluate_service(
-    policy: Policy, node_name: str, service: Service, health: Health, key: str | None = None
+    policy: Policy,
+    node_name: str,
+    service: Service,
+    health: Health,
+    key: str | None = None,
+    counts: LocalCounts = NO_LOCAL,
 ) -> ServiceDecision:
     """Decide which of one Service's IPs this node should advertise, and why not the rest.
 
-    ``health`` is ``endpoint_health`` of the Service's EndpointSlices. An address is advertised
-    when kube-proxy here would forward it: an endpoint of its own IP family exists (on this node,
-    under a Local traffic policy) and, for a load-balancer IP, its ``ipMode`` is VIP. ``key`` is
-    the Service's ``namespace/name`` as the caller keeps it, so that its routes hold that string
-    rather than a copy (100,000 of them); by default it is built.
+    ``health`` and ``counts`` are ``endpoint_state`` of the Service's EndpointSlices. An address
+    is advertised when kube-proxy here would forward it: an endpoint of its own IP family exists
+    (on this node, under a Local traffic policy) and, for a load-balancer IP, its ``ipMode`` is
+    VIP. A Local-policy route carries this node's endpoints of its family (``counts``), and with
+    weighted ECMP a link bandwidth in proportion; a Cluster-policy ClusterIP inside an aggregate
+    CIDR gives that CIDR's route instead of its own. ``key`` is the Service's ``namespace/name``
+    as the caller keeps it, so that its routes hold that string rather than a copy (100,000 of
+    them); by default it is built.
     """
     key = service.key if key is None else key
     skip = selection_skip(policy, service)
@@ -309,9 +283,43 @@ def evaluate_service(
                     )
                 )
                 continue
-            routes.setdefault(prefix, Route(prefix, family, (key,), attributes, (version, value)))
+            aggregate = _aggregate_of(policy, kind, local, version, value)
+            if local:
+                count = local_count(counts, family)
+                route = Route(
+                    prefix,
+                    family,
+                    (key,),
+                    with_bandwidth(attributes, count, policy.bytes_per_endpoint),
+                    (version, value),
+                    RouteKind.LOCAL,
+                    count,
+                )
+            elif aggregate is not None:
+                route = Route(
+                    aggregate.prefix,
+                    aggregate.family,
+                    (key,),
+                    policy.defaults,
+                    aggregate.sort_key,
+                    RouteKind.AGGREGATE,
+                    members=1,
+                )
+            else:
+                route = Route(prefix, family, (key,), attributes, (version, value))
+            routes.setdefault(route.prefix, route)
     created = service.metadata.creation_timestamp or ""
     return ServiceDecision(key, tuple(routes.values()), tuple(skipped), created)
+
+
+def _aggregate_of(
+    policy: Policy, kind: str, local: bool, version: int, value: int
+) -> Aggregate | None:
+    """The aggregate a Cluster-policy ClusterIP is advertised as, if any (the config refuses
+    overlapping aggregates, so there is at most one)."""
+    if kind != "clusterIP" or local:
+        return None
+    return next((a for a in policy.aggregates if a.contains(version, value)), None)
 
 
 def _vip_mode_only(

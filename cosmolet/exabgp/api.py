@@ -21,6 +21,10 @@ from cosmolet.engine.model import Attributes, Family
 #: ExaBGP reads its pipe 16 KiB at a time and refuses lines over 1 MiB; 500 /32s is ~8 KiB.
 BATCH_SIZE = 500
 
+#: The link-bandwidth community's AS field is 2 octets: a larger AS is written AS_TRANS.
+MAX_AS2 = 65535
+AS_TRANS = 23456
+
 _SAFE_LINE = re.compile(r"^[0-9A-Za-z:./\[\] -]+$")
 _AFI_SAFI = {Family.IPV4: "ipv4 unicast", Family.IPV6: "ipv6 unicast"}
 
@@ -95,6 +99,11 @@ def attribute_tokens(session: Session, attributes: Attributes) -> str:
     A peer whose AS is not known yet (``auto`` before its OPEN) gets the local preference (ExaBGP
     drops it itself on an eBGP session) and no AS-path prepends: sent to an iBGP peer, a path
     holding its own AS would be discarded as a loop.
+
+    The link bandwidth (weighted ECMP) is the non-transitive extended community 0x40 0x04,
+    ``bandwidth:ASN:VALUE``: VALUE in whole bytes per second (ExaBGP's parser reads a ``.`` as an
+    IPv4 address), and ASN a 2-octet field, so a 4-octet AS is written AS_TRANS, 23456, as RFC
+    6793 does in every 2-octet AS field; switches read the value alone.
     """
     parts = [f"next-hop {session.next_hop}"]
     if attributes.local_preference is not None and not session.ebgp:
@@ -105,6 +114,9 @@ def attribute_tokens(session: Session, attributes: Attributes) -> str:
         parts.append(f"community [{' '.join(attributes.communities)}]")
     if attributes.large_communities:
         parts.append(f"large-community [{' '.join(attributes.large_communities)}]")
+    if attributes.link_bandwidth is not None:
+        asn = session.local_as if session.local_as <= MAX_AS2 else AS_TRANS
+        parts.append(f"extended-community [bandwidth:{asn}:{attributes.link_bandwidth:d}]")
     if attributes.as_path_prepend and session.ebgp:
         # ExaBGP sends an explicit AS_PATH as given: our AS once, plus the prepends.
         path = " ".join([str(session.local_as)] * (attributes.as_path_prepend + 1))

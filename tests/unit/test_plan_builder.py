@@ -15,6 +15,7 @@ from cosmolet.engine.plan import compute_plan
 from tests.factories import service, slice_
 from tests.unit.test_route_properties import (
     CONFIG,
+    CONFIG_AGGREGATES,
     CONFIG_IGNORING_LABEL,
     endpoint_slices,
     nodes,
@@ -53,7 +54,11 @@ def _record(raw: dict[str, Any]) -> Any:
 
 
 @settings(max_examples=300, deadline=None)
-@given(operations(), st.integers(1, 5), st.sampled_from([CONFIG, CONFIG_IGNORING_LABEL]))
+@given(
+    operations(),
+    st.integers(1, 5),
+    st.sampled_from([CONFIG, CONFIG_IGNORING_LABEL, CONFIG_AGGREGATES]),
+)
 def test_incremental_equals_reference(
     ops: list[tuple[str, str, Any]], take_every: int, config: Config
 ) -> None:

@@ -15,7 +15,7 @@ from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.model import HEALTH, UNHEALTHY, Family, Plan, SkipCode, health_of
 from cosmolet.engine.objects import EndpointSlice, decode_object
 from cosmolet.engine.plan import plan_from_documents
-from cosmolet.engine.rules import endpoint_health
+from cosmolet.engine.endpoints import endpoint_state
 from tests.factories import config_dict, endpoint, family_slices, service, slice_
 from tests.unit.test_route_properties import CONFIG, clusters
 
@@ -114,7 +114,8 @@ def test_fqdn_and_untyped_slices_never_make_a_service_healthy(address_type: str 
 def test_health_is_per_family_and_shared() -> None:
     v4 = slice_("web", [endpoint(node="node2")])
     v6 = v6_slice("web", v6_endpoint(node="node1"))
-    health = endpoint_health([record(v4), record(v6)], "node1")
+    health, counts = endpoint_state([record(v4), record(v6)], "node1")
+    assert counts == (0, 1)
     assert health is health_of(V4, True, False) | health_of(V6, True, True)
     assert (health.anywhere(V4), health.here(V4), health.anywhere(V6), health.here(V6)) == (
         True,
@@ -123,7 +124,8 @@ def test_health_is_per_family_and_shared() -> None:
         True,
     )
     assert health in HEALTH  # one of the 16 shared values: a slice costs no object
-    assert endpoint_health([record(slice_("web", address_type="FQDN"))], "node1") is UNHEALTHY
+    fqdn = slice_("web", [endpoint(node="node1")], address_type="FQDN")
+    assert endpoint_state([record(fqdn)], "node1") == (UNHEALTHY, (0, 0))
 
 
 def test_builder_follows_each_familys_slice() -> None:

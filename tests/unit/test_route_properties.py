@@ -25,6 +25,20 @@ CONFIG_DATA = config_dict(
 CONFIG = validate(CONFIG_DATA)
 #: The same, with node.ignoreExcludeLabel: a node with the label advertises.
 CONFIG_IGNORING_LABEL = validate({**CONFIG_DATA, "node": {"ignoreExcludeLabel": True}})
+#: The same, with aggregates holding some of the generated ClusterIPs (not 10.96.7.7).
+CONFIG_AGGREGATES = validate(
+    config_dict(
+        advertise={
+            **CONFIG_DATA["services"]["advertise"],
+            "clusterIP": {
+                "enabled": True,
+                "allowedCIDRs": ["10.96.0.0/16", "fd00:96::/64"],
+                "aggregate": ["10.96.0.0/24", "fd00:96::/120"],
+            },
+        },
+        excludeNamespaces=["kube-system"],
+    )
+)
 ALLOWED = {
     "clusterIP": [ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("fd00:96::/64")],
     "externalIPs": [ipaddress.ip_network("203.0.113.0/24")],

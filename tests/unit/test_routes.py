@@ -485,11 +485,18 @@ def test_plan_json_shape() -> None:
     result = plan([service("web"), slice_("web"), service("down", cluster_ips=("10.96.0.2",))])
     assert result.to_json() == {
         "node": "node1",
+        "share": {
+            "cluster": {"ipv4": 1, "ipv6": 0},
+            "local": {"ipv4": 0, "ipv6": 0},
+            "aggregate": {"ipv4": 0, "ipv6": 0},
+        },
         "routes": [
             {
                 "prefix": "10.96.0.10/32",
                 "family": "ipv4",
+                "kind": "cluster",
                 "services": ["default/web"],
+                "linkBandwidthMbps": None,
                 "communities": [],
                 "largeCommunities": [],
                 "localPreference": None,
