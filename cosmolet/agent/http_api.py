@@ -38,6 +38,7 @@ from cosmolet.agent.gate import gate_json
 from cosmolet.agent.tls import ReloadingContext
 from cosmolet.agent.view import AgentView
 from cosmolet.config.schema import Http
+from cosmolet.engine.model import route_json, route_share
 from cosmolet.version import version_info
 
 log = logs.get("cosmolet.http")
@@ -67,13 +68,10 @@ def status(agent: AgentView) -> dict[str, Any]:
                 "origin": peer.origin,
             }
         )
+    # an aggregate's route names no Service, only how many (``route_json``): /status stays
+    # bounded however many Services it covers
     routes = [
-        {
-            "prefix": route.prefix,
-            "family": str(route.family),
-            "services": list(route.services),
-            "peers": sorted(by_prefix.get(route.prefix, [])),
-        }
+        {**route_json(route), "peers": sorted(by_prefix.get(route.prefix, []))}
         for route in sorted(agent.desired(), key=lambda route: route.sort_key)
     ]
     ready, reason = agent.ready()
@@ -92,6 +90,7 @@ def status(agent: AgentView) -> dict[str, Any]:
         # route, a malformed annotation...), and those its labels leave out
         "peerProblems": [{"entry": e, "problem": m} for e, m in peering.problems],
         "peerEntriesUnused": [{"entry": e, "reason": m} for e, m in peering.unused],
+        "share": route_share(agent.desired()),
         "routes": routes,
         "dataplaneGate": gate_json(agent.gate(), now),
         "withdrawBrake": brake_json(agent.brake(), now),

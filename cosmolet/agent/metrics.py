@@ -4,8 +4,8 @@ with the standard ``process_*`` and ``python_*`` families beside them, and no ``
 series (one Unix time per counter and histogram: noise to every dashboard and query).
 
 Label values are bounded: ``peer`` is a configured or discovered BGP neighbor, ``family`` is
-ipv4/ipv6, ``reason`` is a ``SkipCode``, ``kind`` a watched resource. No Service name or prefix
-is ever a label (10,000 Services would make 10,000 series).
+ipv4/ipv6, ``reason`` is a ``SkipCode``, ``policy`` a ``RouteKind``, ``kind`` a watched
+resource. No Service name or prefix is ever a label (10,000 Services would make 10,000 series).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from cosmolet import __version__
 from cosmolet.agent.report import Reconciled
 from cosmolet.agent.view import AgentView
 from cosmolet.config.schema import Config
+from cosmolet.engine.model import route_share
 from cosmolet.hybrid.bfd_state import BfdReader, BfdSession
 from cosmolet.version import exabgp_version
 
@@ -163,6 +164,18 @@ class StateCollector(Collector):
         for name in ("ipv4", "ipv6"):
             desired.add_metric([name], wanted.get(name, 0))
         yield desired
+
+        by_policy = GaugeMetricFamily(
+            "cosmolet_routes_desired_by_policy",
+            "Routes the plan wants, by what they stand for: cluster (a Cluster traffic policy), "
+            "local (Local: only nodes with an endpoint, weighted) or aggregate "
+            "(services.advertise.clusterIP.aggregate).",
+            labels=["policy", "family"],
+        )
+        for policy, families in route_share(agent.desired()).items():
+            for family, count in families.items():
+                by_policy.add_metric([policy, family], count)
+        yield by_policy
 
         held = GaugeMetricFamily(
             "cosmolet_routes_held",

@@ -150,6 +150,9 @@ def test_metrics_parse_and_match_the_state(served: tuple[Reconciler, str, str]) 
     assert samples["cosmolet_bgp_session_up", (("peer", "192.0.2.0"),)] == 1
     assert samples["cosmolet_routes_advertised", (("family", "ipv4"), ("peer", "192.0.2.0"))] == 2
     assert samples["cosmolet_routes_desired", (("family", "ipv4"),)] == 2
+    by_policy = "cosmolet_routes_desired_by_policy"
+    assert samples[by_policy, (("family", "ipv4"), ("policy", "cluster"))] == 2
+    assert samples[by_policy, (("family", "ipv6"), ("policy", "local"))] == 0
     assert samples["cosmolet_route_announcements_total", (("family", "ipv4"),)] == 2
     assert samples["cosmolet_exabgp_commands_total", ()] == 2  # a batch line and the EOR
     assert samples["cosmolet_ready", ()] == 1
@@ -176,10 +179,13 @@ def test_version_and_status(
         {
             "prefix": "10.96.0.1/32",
             "family": "ipv4",
+            "kind": "cluster",
             "services": ["default/s10-96-0-1"],
+            "linkBandwidthMbps": None,
             "peers": ["192.0.2.0"],
         }
     ]
+    assert status["share"]["cluster"] == {"ipv4": 1, "ipv6": 0}
     assert main(["status", "--url", status_url]) == 0
     table = capsys.readouterr().out
     assert "10.96.0.1/32" in table and "192.0.2.0" in table and "ready" in table
