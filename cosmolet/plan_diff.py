@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from cosmolet.config.schema import Config
-from cosmolet.engine.model import Attributes, Plan, Route
+from cosmolet.engine.model import BYTES_PER_MBPS, Attributes, Plan, Route, RouteKind, route_json
 from cosmolet.engine.objects import Malformed, Node, Record
 from cosmolet.engine.plan import plan_from_records
 
@@ -25,6 +25,7 @@ ATTRIBUTE_NAMES = {
     "local_preference": "localPreference",
     "med": "med",
     "as_path_prepend": "asPathPrepend",
+    "link_bandwidth": "linkBandwidthMbps",
 }
 
 
@@ -90,17 +91,21 @@ def _attributes(attributes: Attributes) -> dict[str, object]:
     values = {}
     for field in fields(attributes):
         value = getattr(attributes, field.name)
+        if field.name == "link_bandwidth" and value is not None:
+            value /= BYTES_PER_MBPS  # as ``cosmolet plan`` shows it
         values[ATTRIBUTE_NAMES[field.name]] = list(value) if isinstance(value, tuple) else value
     return values
 
 
 def _route(route: Route) -> dict[str, object]:
-    return {
-        "prefix": route.prefix,
-        "family": str(route.family),
-        "services": list(route.services),
-        **_attributes(route.attributes),
-    }
+    return {**route_json(route), **_attributes(route.attributes)}
+
+
+def _names(route: Route) -> str:
+    """Its Services, or how many an aggregate holds (it names none)."""
+    if route.kind is RouteKind.AGGREGATE:
+        return f"aggregate of {route.members} Service{'s' if route.members != 1 else ''}"
+    return ", ".join(route.services)
 
 
 def to_json(diffs: Sequence[NodeDiff]) -> dict[str, object]:
@@ -154,8 +159,8 @@ def format_text(diffs: Sequence[NodeDiff]) -> str:
             lines.append(f"node {diff.node}: {counts}, {len(diff.changed)} changed")
         else:
             lines.append(f"node {diff.node}: no route changes")
-        lines += [f"  + {r.prefix:<26} {', '.join(r.services)}" for r in diff.added]
-        lines += [f"  - {r.prefix:<26} {', '.join(r.services)}" for r in diff.removed]
+        lines += [f"  + {r.prefix:<26} {_names(r)}" for r in diff.added]
+        lines += [f"  - {r.prefix:<26} {_names(r)}" for r in diff.removed]
         lines += [
             f"  ~ {new.prefix:<26} {_attribute_changes(old.attributes, new.attributes)}"
             for old, new in diff.changed

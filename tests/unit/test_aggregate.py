@@ -14,6 +14,7 @@ from cosmolet.engine.builder import PlanBuilder
 from cosmolet.engine.model import Attributes, Family, Plan, Route, RouteKind, route_json
 from cosmolet.engine.objects import EndpointSlice, Service, decode_object
 from cosmolet.engine.plan import compute_plan, plan_from_documents
+from cosmolet.plan_diff import diff_nodes, format_text, to_json
 from tests.factories import config_dict, endpoint, service, slice_
 
 AGGREGATES = ["10.96.0.0/24", "fd00:96::/120"]
@@ -223,3 +224,23 @@ def test_incremental_aggregates_equal_the_reference(ops: list[tuple[str, Any]], 
     )
     assert published == {route.prefix: route for route in reference.routes}
     assert builder.plan() == reference
+
+
+def test_cosmolet_diff_shows_turning_on_aggregates_and_weights() -> None:
+    """``cosmolet diff`` of a config change: the /32s replaced by the aggregate (named by its
+    count), and a Local route's weight as a changed attribute."""
+    objects = (
+        healthy("a", "10.96.0.1")
+        + healthy("b", "10.96.0.2")
+        + healthy("loc", "10.96.0.3", here=2, internal_policy="Local")
+    )
+    records = [record for record in map(decode_object, objects) if record is not None]
+    old = config(aggregate=[], weightedEcmp={"enabled": False})
+    (diff,) = diff_nodes(old, config(), ["node1"], records)  # type: ignore[arg-type]
+    assert [r.prefix for r in diff.added] == ["10.96.0.0/24"]
+    assert sorted(r.prefix for r in diff.removed) == ["10.96.0.1/32", "10.96.0.2/32"]
+    text = format_text([diff])
+    assert f"+ {'10.96.0.0/24':<26} aggregate of 2 Services" in text
+    assert f"~ {'10.96.0.3/32':<26} linkBandwidthMbps - -> 2.0" in text
+    (changed,) = to_json([diff])["nodes"][0]["changed"]  # type: ignore[index]
+    assert (changed["old"]["linkBandwidthMbps"], changed["new"]["linkBandwidthMbps"]) == (None, 2.0)
