@@ -287,11 +287,15 @@ def format_status(data: dict[str, Any]) -> str:
     for unused in data.get("peerEntriesUnused", []):
         lines.append(f"not used here: {unused['entry']}: {unused['reason']}")
     routes = data.get("routes", [])
-    lines += ["", f"{'PREFIX':<28} {'PEERS':<6} SERVICES"]
+    lines += ["", f"{'PREFIX':<28} {'KIND':<10} {'PEERS':<6} SERVICES"]
     for route in routes:
-        lines.append(
-            f"{route['prefix']:<28} {len(route['peers']):<6} {', '.join(route['services'])}"
-        )
+        kind = route.get("kind", "cluster")
+        names = ", ".join(route["services"])
+        if kind == "aggregate":
+            names = f"{route.get('serviceCount', 0)} Services inside"
+        elif kind == "local":
+            names += f" ({route.get('localEndpoints', 0)} endpoints here)"
+        lines.append(f"{route['prefix']:<28} {kind:<10} {len(route['peers']):<6} {names}")
     lines += ["", f"{len(routes)} routes, {len(peers)} peers"]
     return "\n".join(lines)
 

@@ -189,6 +189,11 @@ def test_version_and_status(
     assert main(["status", "--url", status_url]) == 0
     table = capsys.readouterr().out
     assert "10.96.0.1/32" in table and "192.0.2.0" in table and "ready" in table
+    assert "10.96.0.1/32                 cluster    1      default/s10-96-0-1" in table
+    aggregate = {"prefix": "10.96.0.0/24", "kind": "aggregate", "services": [], "peers": []}
+    assert "aggregate  0      3 Services inside" in format_status(
+        {"ready": True, "node": "n", "routes": [{**aggregate, "serviceCount": 3}]}
+    )
     assert main(["status", "--url", status_url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["node"] == "node1"
     assert "NOT READY" in format_status({"ready": False, "reason": "x", "node": "n"})
