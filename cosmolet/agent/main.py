@@ -14,6 +14,8 @@ Threads, and what each may do:
 - *events* (``events.enabled``): posts Kubernetes Events, rate-limited;
 - *gate* (``node.dataplaneGate.url``): probes the service proxy's health endpoint, queues
   ``GateChanged`` when the gate opens or closes;
+- *router-ids* (a derived router id): lists the Nodes now and then for another node with the
+  same id (``cosmolet.kube.router_ids``), telling ``Peering``;
 - signal handlers put ``Drain`` (SIGUSR1) or ``Stop`` on the queue;
 - the main thread runs the reconciler, which alone owns the speaker, the journal and stdout.
 """
@@ -35,6 +37,7 @@ from cosmolet.agent.guard_metrics import BrakeCollector, GateCollector
 from cosmolet.agent.inputs import AddressesChanged, Drain, GateChanged, NeighborsChanged, Stop
 from cosmolet.agent.journal import Journal
 from cosmolet.agent.metrics import agent_metrics
+from cosmolet.agent.peering import watch_router_ids
 from cosmolet.agent.reconciler import Output, Reconciler
 from cosmolet.agent.service_events import ServiceEvents
 from cosmolet.config.schema import Config, Mode
@@ -193,6 +196,7 @@ def main(config: Config, source: Source, sessions: list[Session]) -> int:
     http_api.start(reconciler, metrics.registry, config.http)
     _start_events(config, source, reconciler, stop)
     _start_gate(config, reconciler, stop)
+    watch_router_ids(reconciler.neighbors, source, stop)
     log.info(
         "agent started",
         node=config.node_name,

@@ -18,7 +18,9 @@ with a growing pause.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,12 +30,12 @@ from cosmolet.engine.model import Link
 from cosmolet.engine.objects import Node
 from cosmolet.engine.peers import (
     ASN_ANNOTATION,
-    ROUTER_ID_ANNOTATION,
     NodeAddresses,
     PeerProblem,
     ResolvedPeers,
     bfd_links,
 )
+from cosmolet.engine.router_ids import ROUTER_ID_ANNOTATION, Collision
 from cosmolet.exabgp import config as exabgp_config
 from cosmolet.exabgp import sessions as sessions_file
 from cosmolet.exabgp.api import Session
@@ -101,12 +103,23 @@ def _node_key(node: Node | None) -> tuple[object, ...]:
     )
 
 
+def _with(resolved: ResolvedPeers, collisions: tuple[PeerProblem, ...]) -> ResolvedPeers:
+    return dataclasses.replace(resolved, problems=resolved.problems + collisions)
+
+
+def _without(resolved: ResolvedPeers, collisions: tuple[PeerProblem, ...]) -> ResolvedPeers:
+    kept = resolved.problems[: len(resolved.problems) - len(collisions)]
+    return dataclasses.replace(resolved, problems=kept)
+
+
 def _canonical(text: str) -> str:
     return str(ipaddress.ip_address(text))
 
 
 class Peering:
-    """Owned by the reconciler's thread; read (``resolved``) by the HTTP threads."""
+    """Owned by the reconciler's thread; read (``resolved``) by the HTTP threads; told of
+    router id collisions (``set_collisions``) by the thread that looks for them
+    (``cosmolet.kube.router_ids``)."""
 
     def __init__(self, config: Config, agent_command: Sequence[str]) -> None:
         self.config = config
@@ -122,6 +135,8 @@ class Peering:
         self.verify_at: float | None = None
         self.attempts = 0
         self._reported: tuple[PeerProblem, ...] | None = None
+        self._lock = threading.Lock()  # ``resolved`` and ``collisions`` change together
+        self.collisions: tuple[PeerProblem, ...] = ()
 
     def sessions(self, default: list[Session]) -> list[Session]:
         """The sessions of the configuration in force (``default`` when none was recorded)."""
@@ -179,7 +194,10 @@ class Peering:
             self._report_clashes(links)
         else:
             sessions = exabgp_config.sessions(config, resolved)
-        self.resolved = resolved
+        with self._lock:
+            if self.resolved is None or self.resolved.router_id != resolved.router_id:
+                self.collisions = ()  # found for another id
+            self.resolved = _with(resolved, self.collisions)
         assert resolved.router_id is not None  # render raised otherwise
         in_force = InForce(resolved.asn, resolved.router_id, sessions)
         conf = self.paths.exabgp_config
@@ -230,6 +248,34 @@ class Peering:
                 )
             )
         return expected
+
+    def set_collisions(self, router_id: str, found: Sequence[Collision]) -> None:
+        """Other nodes found with the router id ``router_id`` (ours when they were looked
+        for): a problem of ``bgp.routerId`` each in ``resolved`` (``/status``), logged when
+        they change. Ignored if our id changed meanwhile (the next look compares the new)."""
+        problems = tuple(
+            PeerProblem(
+                "bgp.routerId", f"{c}: give one of them a {ROUTER_ID_ANNOTATION} annotation"
+            )
+            for c in found
+        )
+        with self._lock:
+            resolved = self.resolved
+            if resolved is None or resolved.router_id != router_id:
+                return
+            changed = problems != self.collisions
+            base = _without(resolved, self.collisions)
+            self.collisions = problems
+            self.resolved = _with(base, problems)
+        if changed and problems:
+            log.warning(
+                "another node has this node's router id: BGP peers may refuse or confuse "
+                "the sessions of both",
+                router_id=router_id,
+                nodes=[str(c) for c in found],
+            )
+        elif changed:
+            log.info("no other node has this node's router id any more", router_id=router_id)
 
     # --- checking the reload ----------------------------------------------------------------
 
@@ -300,3 +346,31 @@ class Peering:
                 "node's fabric interfaces distinct link-local addresses",
                 interfaces=[link.interface for link in clashing],
             )
+
+
+def watch_router_ids(peering: Peering, source: object, stop: threading.Event) -> None:
+    """Start the thread that looks for another node with our derived router id
+    (``cosmolet.kube.router_ids``), when the cluster source is an API server."""
+    from cosmolet.kube import client
+    from cosmolet.kube.client import InFlight
+    from cosmolet.kube.router_ids import CollisionWatch, list_identities
+    from cosmolet.sources.kube import KubeSource
+
+    if not isinstance(source, KubeSource):
+        return  # an objects file has no other Nodes
+    kubeconfig = source.kubeconfig
+
+    def current() -> tuple[str, str] | None:
+        resolved = peering.resolved
+        if resolved is None or resolved.router_id is None:
+            return None
+        return resolved.router_id, resolved.router_id_from
+
+    in_flight = InFlight()
+    watch = CollisionWatch(
+        lambda: list_identities(client.api_client(kubeconfig), in_flight),
+        peering.config.node_name,
+        current,
+        peering.set_collisions,
+    )
+    threading.Thread(target=watch.run, args=(stop,), daemon=True, name="router-ids").start()

@@ -80,18 +80,19 @@ def _excluded_and_selected(config: Config) -> list[Problem]:
 
 
 def router_id_warnings(config: Config, node_ip: str) -> list[Problem]:
-    """The router id ``start`` would derive (``bgp.routerId``, an IPv4 ``NODE_IP``, an IPv4 peer
-    ``localAddress``; on the node also the ``cosmolet.io/router-id`` annotation and the local
-    addresses of interface peers), when none gives one here: a warning, since the chart sets
-    ``NODE_IP`` on the node from ``status.hostIP`` and ``check-config`` often runs elsewhere."""
+    """When nothing would give ``start`` a router id here: a warning, since the chart sets
+    ``NODE_IP`` (``status.hostIP``) and ``NODE_NAME`` on the node and ``check-config`` often runs
+    elsewhere. The order (``cosmolet.engine.peers``): ``bgp.routerId``, the
+    ``cosmolet.io/router-id`` annotation, an IPv4 ``NODE_IP``, a peer's IPv4 local address, then
+    an id derived from an IPv6 ``NODE_IP`` or the node's name, which any node has."""
     if resolve(config, environ={"NODE_IP": node_ip}).router_id is not None:
         return []
     return [
         Problem(
             "bgp.routerId",
-            "unset, no peer has an IPv4 localAddress and NODE_IP is not an IPv4 address "
-            f"({node_ip or 'unset'} here): start fails unless NODE_IP is set on the node, "
-            "the node carries a cosmolet.io/router-id annotation or an interface peer gives "
-            "an IPv4 address",
+            f"unset, and neither NODE_IP ({node_ip or 'unset'} here) nor the node's name "
+            "(nodeName, NODE_NAME: unset here) gives one: start fails unless they are set on "
+            "the node (the chart sets both) or the node carries a cosmolet.io/router-id "
+            "annotation",
         )
     ]

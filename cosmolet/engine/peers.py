@@ -14,7 +14,8 @@ left out and the rest are peered, because one bad interface must not take a node
   Node object is not known yet matches no selector);
 - ASN: ``bgp.asn``, unless the Node's ``cosmolet.io/asn`` annotation gives one;
 - router id: ``bgp.routerId``, else ``cosmolet.io/router-id``, else ``NODE_IP`` (IPv4), else the
-  first IPv4 local address of the peers.
+  first IPv4 local address of the peers, else derived from the IPv6 ``NODE_IP`` or the node's
+  name (``cosmolet.engine.router_ids``: IPv6-only nodes).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from cosmolet.config.schema import Config, Mode
 from cosmolet.engine import bgp_values
 from cosmolet.engine.model import Family, Link
 from cosmolet.engine.objects import Node
+from cosmolet.engine.router_ids import ROUTER_ID_ANNOTATION, derived_router_id, ipv4_router_id
 
 ASN_ANNOTATION = "cosmolet.io/asn"
-ROUTER_ID_ANNOTATION = "cosmolet.io/router-id"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -104,12 +105,14 @@ class PeerProblem:
 class ResolvedPeers:
     peers: tuple[ResolvedPeer, ...]
     asn: int
-    router_id: str | None  # None: nothing gives one (a problem says so)
+    router_id: str | None  # None: nothing gives one, not even a node name (a problem says so)
     problems: tuple[PeerProblem, ...] = ()
     #: entries this node does not use (their nodeSelector does not match it), with why
     unused: tuple[PeerProblem, ...] = ()
     asn_from: str = "bgp.asn"  # where ``asn`` comes from: "bgp.asn" or the annotation
-    router_id_from: str = ""  # "bgp.routerId", the annotation, "NODE_IP" or a peer's origin
+    #: "bgp.routerId", the annotation, "NODE_IP", a peer's origin, "derived from NODE_IP fd00::1"
+    #: or "derived from node name node1"
+    router_id_from: str = ""
 
 
 def resolve_peers(
@@ -307,7 +310,7 @@ def _router_id(
     if config.bgp.router_id is not None:
         return str(config.bgp.router_id), "bgp.routerId"
     if annotation is not None:
-        found = _ipv4(annotation)
+        found = ipv4_router_id(annotation)
         if found is not None:
             return found, f"Node annotation {ROUTER_ID_ANNOTATION}"
         problems.append(
@@ -316,25 +319,20 @@ def _router_id(
                 f"{annotation!r} is not an IPv4 address other than 0.0.0.0: not used",
             )
         )
-    found = _ipv4(node_ip)
+    found = ipv4_router_id(node_ip)
     if found is not None:
         return found, "NODE_IP"
     for peer in peers:
         if peer.local_address is not None and peer.local_address.version == 4:
             return str(peer.local_address), f"the local address of {peer.origin}"
+    derived = derived_router_id(node_ip, config.node_name)
+    if derived is not None:
+        return derived
     problems.append(
         PeerProblem(
             "bgp.routerId",
-            "unset, and no cosmolet.io/router-id annotation, IPv4 NODE_IP or IPv4 local "
-            "address of a peer gives one",
+            "unset, and no cosmolet.io/router-id annotation, NODE_IP, IPv4 local address of a "
+            "peer or node name (nodeName, NODE_NAME) gives one",
         )
     )
     return None, ""
-
-
-def _ipv4(text: str) -> str | None:
-    try:
-        address = ipaddress.IPv4Address(text.strip())
-    except ValueError:
-        return None
-    return None if address.is_unspecified else str(address)

@@ -91,14 +91,14 @@ def router_id(resolved: ResolvedPeers) -> str:
     """The resolved router id.
 
     Raises:
-        RenderError: when nothing gives an IPv4 address.
+        RenderError: when nothing gives one (not even a node name to derive it from).
     """
     if resolved.router_id is None:
         raise RenderError(
             Problem(
                 "bgp.routerId",
-                "required: no cosmolet.io/router-id annotation, IPv4 NODE_IP or IPv4 local "
-                "address of a peer gives one",
+                "required: no cosmolet.io/router-id annotation, NODE_IP, IPv4 local address of "
+                "a peer or node name gives one",
             )
         )
     return resolved.router_id

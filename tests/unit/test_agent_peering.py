@@ -259,7 +259,10 @@ def test_a_configuration_that_cannot_be_rendered_keeps_the_one_in_force(
 ) -> None:
     agent, out, _ = make(tmp_path)
     agent.config = agent.neighbors.config = agent.config.model_copy(
-        update={"bgp": agent.config.bgp.model_copy(update={"router_id": None})}
+        update={
+            "bgp": agent.config.bgp.model_copy(update={"router_id": None}),
+            "node_name": "",  # nothing to derive a router id from either
+        }
     )
     agent.handle_batch(
         [AddressesChanged(NodeAddresses({"eth1": (ipaddress.ip_interface("fd00::1/127"),)}))]

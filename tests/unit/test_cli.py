@@ -161,21 +161,30 @@ def test_check_config_refuses_duplicate_peers(
 
 
 @pytest.mark.parametrize(
-    ("node_ip", "warned"), [(None, True), ("fd00::5", True), ("10.0.0.5", False)]
+    ("node_ip", "node_name", "warned"),
+    [
+        (None, "", True),
+        ("fd00::5", "", False),  # derived from the IPv6 NODE_IP
+        (None, "n1", False),  # derived from the node's name
+        ("10.0.0.5", "", False),
+    ],
 )
 def test_check_config_warns_when_no_router_id_can_be_derived(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     node_ip: str | None,
+    node_name: str,
     warned: bool,
 ) -> None:
     if node_ip is None:
         monkeypatch.delenv("NODE_IP", raising=False)
     else:
         monkeypatch.setenv("NODE_IP", node_ip)
+    monkeypatch.delenv("NODE_NAME", raising=False)
     config = tmp_path / "hybrid.yaml"
-    config.write_text("mode: hybrid\nnodeName: n1\nbgp:\n  asn: 65001\n  interfaces: [eth1]\n")
+    name = f"nodeName: {node_name}\n" if node_name else ""
+    config.write_text(f"mode: hybrid\n{name}bgp:\n  asn: 65001\n  interfaces: [eth1]\n")
     assert main(["check-config", str(config)]) == 0
     captured = capsys.readouterr()
     assert "valid: mode hybrid" in captured.out

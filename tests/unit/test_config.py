@@ -316,7 +316,7 @@ def test_a_namespace_both_selected_and_excluded_is_warned_about() -> None:
     ("bgp", "node_ip", "warned"),
     [
         ({"asn": 1}, "", True),
-        ({"asn": 1}, "fd00::7", True),
+        ({"asn": 1}, "fd00::7", False),  # derived from the IPv6 NODE_IP (IPv6-only nodes)
         ({"asn": 1}, "10.1.2.3", False),
         ({"asn": 1, "routerId": "192.0.2.1"}, "", False),
         ({"asn": 1, "peers": [{**PEER, "localAddress": "192.0.2.2"}]}, "", False),

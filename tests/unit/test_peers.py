@@ -324,9 +324,9 @@ def test_the_router_id_order(
 
 
 def test_no_router_id_at_all_is_a_problem() -> None:
-    resolved = resolve_peers(
-        config({"interface": "eth1", "asn": 1}, routerId=None), None, NodeAddresses()
-    )
+    no_id = config({"interface": "eth1", "asn": 1}, routerId=None)
+    nameless = no_id.model_copy(update={"node_name": ""})
+    resolved = resolve_peers(nameless, None, NodeAddresses())
     assert resolved.router_id is None
     assert any(p.path == "bgp.routerId" for p in resolved.problems)
 
