@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cosmolet.engine.model import NO_LOCAL, UNHEALTHY, Family, Health, LocalCounts, health_of
+from cosmolet.engine.model import (
+    HEALTH,
+    NO_LOCAL,
+    UNHEALTHY,
+    Family,
+    Health,
+    LocalCounts,
+    health_of,
+)
 from cosmolet.engine.objects import EndpointSlice
 
 #: The EndpointSlice ``addressType`` each proxier reads. kube-proxy's dual-stack proxier hands a
@@ -55,22 +63,22 @@ def slice_state(endpoint_slice: EndpointSlice, node_name: str) -> SliceState:
 
 def combine(states: Iterable[SliceState]) -> tuple[Health, LocalCounts]:
     """A Service's health and this node's usable endpoints per family, from its slices."""
-    health = UNHEALTHY
-    ready = [0, 0]
-    terminating = [0, 0]
+    bits = 0
+    tally: list[int] | None = None  # ready IPv4, ready IPv6, terminating IPv4, IPv6
     for slice_health, local in states:
-        health = health | slice_health
+        bits |= slice_health.bits
         if local:
+            tally = tally or [0, 0, 0, 0]
             index = 0 if slice_health.here(Family.IPV4) else 1
             if local > 0:
-                ready[index] += local
+                tally[index] += local
             else:
-                terminating[index] -= local
-    if not any(ready) and not any(terminating):
-        return health, NO_LOCAL
-    return health, (ready[0] or terminating[0], ready[1] or terminating[1])
+                tally[index + 2] -= local
+    if tally is None:
+        return HEALTH[bits], NO_LOCAL  # the common case: nothing allocated
+    return HEALTH[bits], (tally[0] or tally[2], tally[1] or tally[3])
 
 
 def endpoint_state(slices: Iterable[EndpointSlice], node_name: str) -> tuple[Health, LocalCounts]:
     """A Service's health and this node's usable endpoints per family (IPv4, IPv6)."""
-    return combine(slice_state(endpoint_slice, node_name) for endpoint_slice in slices)
+    return combine([slice_state(endpoint_slice, node_name) for endpoint_slice in slices])

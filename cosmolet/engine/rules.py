@@ -283,7 +283,11 @@ def evaluate_service(
                     )
                 )
                 continue
-            aggregate = _aggregate_of(policy, kind, local, version, value)
+            aggregate = (
+                _aggregate_of(policy.aggregates, version, value)
+                if policy.aggregates and kind == "clusterIP" and not local
+                else None
+            )
             if local:
                 count = local_count(counts, family)
                 route = Route(
@@ -312,14 +316,10 @@ def evaluate_service(
     return ServiceDecision(key, tuple(routes.values()), tuple(skipped), created)
 
 
-def _aggregate_of(
-    policy: Policy, kind: str, local: bool, version: int, value: int
-) -> Aggregate | None:
+def _aggregate_of(aggregates: Sequence[Aggregate], version: int, value: int) -> Aggregate | None:
     """The aggregate a Cluster-policy ClusterIP is advertised as, if any (the config refuses
     overlapping aggregates, so there is at most one)."""
-    if kind != "clusterIP" or local:
-        return None
-    return next((a for a in policy.aggregates if a.contains(version, value)), None)
+    return next((a for a in aggregates if a.contains(version, value)), None)
 
 
 def _vip_mode_only(
