@@ -6,7 +6,9 @@ node, as a DaemonSet has); the lab API server serves over TLS in every node's na
 chart's own RBAC enforced for the pod's ServiceAccount token; each node gets its Node object (its
 InternalIP on its loopback, where ``status.hostIP`` points and the router id comes from) and the
 DaemonSet's pod, run by ``lab.pod`` in host mode: init container, cosmolet container and, in
-hybrid mode, the FRR sidecar that sends the router advertisements.
+hybrid mode, the FRR sidecar that sends the router advertisements. Each node also runs a
+stand-in for kube-proxy's health endpoint (``lab.proxy_health``), which the chart's data-plane
+gate asks before the pod announces anything.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lab.apiserver.listener import Secured, serving_tls
 from lab.fabric import Fabric
 from lab.netns import Lab, Namespace
 from lab.pod import ApiEndpoint, Image, LabNode, PodRunner, ServiceAccount
+from lab.proxy_health import ProxyHealth
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "cosmolet"
@@ -135,6 +138,8 @@ def pods_on(
         for namespace, obj in nodes:
             node = LabNode.from_object(obj, namespace.name)
             namespace.ip("addr", "add", f"{node.addresses[0]}/32", "dev", "lo")
+            # kube-proxy's health endpoint, which the chart's data-plane gate asks by default
+            ProxyHealth(namespace, lab.workdir / f"{node.name}-proxy").start()
             core.create_node(obj)  # type: ignore[arg-type]  # the client takes dicts
             workdir = lab.workdir / f"{node.name}-pod"
             runner = PodRunner(documents, node, workdir, image, endpoint, credentials)

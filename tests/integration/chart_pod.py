@@ -23,6 +23,7 @@ from lab.frr_configs import Neighbor, numbered_router, unnumbered_leaf
 from lab.kube_client import request_body
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.pod import ApiEndpoint, Image, LabNode, PodRunner, ServiceAccount
+from lab.proxy_health import ProxyHealth
 from tests.factories import family_slices, service
 from tests.unit.test_chart import CHART, by_kind, helm
 
@@ -135,8 +136,11 @@ def daemonset_volumes(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def node_namespace(lab: Lab) -> Namespace:
+    """The node, its InternalIP on its loopback, and a stand-in for kube-proxy's health
+    endpoint there, which the chart's data-plane gate asks by default."""
     ns = lab.namespace(NODE)
     ns.ip("addr", "add", f"{NODE_IP}/32", "dev", "lo")
+    ProxyHealth(ns, lab.workdir / "proxy-health").start()
     return ns
 
 
