@@ -16,6 +16,13 @@ BFD_PROFILE = [
     "!",
 ]
 
+#: What a leaf re-advertises carries the sum of its paths' link bandwidth (``unnumbered_leaf``).
+UCMP_ROUTE_MAP = [
+    "route-map UCMP permit 10",
+    " set extcommunity bandwidth cumulative",
+    "!",
+]
+
 
 @dataclass(frozen=True)
 class Neighbor:
@@ -86,10 +93,20 @@ def unnumbered_leaf(
     bfd: bool = False,
     kernel_nexthops: bool = True,
     numbered: Sequence[Neighbor] = (),
+    cumulative_bandwidth: bool = True,
 ) -> str:
     """A leaf peering BGP unnumbered on ``fabric`` interfaces (``neighbor X interface``), as
     Cumulus/SONiC/FRR fabrics do, with RAs every 3 s and datacenter timers; ``numbered``
     neighbors (nodes in numbered mode) besides.
+
+    Weighted ECMP: FRR installs the nodes' paths weighted by their link-bandwidth community
+    (cosmolet's endpoint counts) on its own; only when every path carries one, so Cluster-policy
+    routes, which carry none, stay plain ECMP (FRR's default; ``bgp bestpath bandwidth
+    skip-missing`` would drop untagged nodes, ``default-weight-for-missing`` starve them).
+    ``cumulative_bandwidth``: re-advertise on the ``fabric`` sessions the sum over the paths
+    (route-map ``UCMP``), so the spine weights the leaves by what is behind them: the nodes'
+    community is non-transitive and FRR does not pass it to an eBGP peer. Harmless towards the
+    nodes (ExaBGP ignores what it receives).
 
     ``kernel_nexthops=False`` (``no zebra nexthop kernel enable``): with kernel nexthop objects,
     FRR 8.4's zebra kept an ECMP route's group at one member after a link flap (its RIB had both
@@ -109,6 +126,8 @@ def unnumbered_leaf(
             " no ipv6 nd suppress-ra",
             "!",
         ]
+    if cumulative_bandwidth:
+        lines += UCMP_ROUTE_MAP
     lines += [
         f"router bgp {asn}",
         f" bgp router-id {router_id}",
@@ -127,6 +146,8 @@ def unnumbered_leaf(
         lines += _numbered_neighbor(neighbor)
     for family in ("ipv4", "ipv6"):
         lines += [f" address-family {family} unicast", "  neighbor fabric activate"]
+        if cumulative_bandwidth:
+            lines.append("  neighbor fabric route-map UCMP out")
         lines += [f"  neighbor {n.address} activate" for n in numbered if n.family == family]
         lines.append(" exit-address-family")
     lines.append("!")
@@ -134,8 +155,11 @@ def unnumbered_leaf(
 
 
 def spine(name: str, asn: int, router_id: str, fabric: Sequence[str]) -> str:
-    """The spine: unnumbered to the leaves, ECMP across them, its client subnet redistributed."""
-    config = unnumbered_leaf(name, asn, router_id, fabric, kernel_nexthops=False)
+    """The spine: unnumbered to the leaves, ECMP across them (weighted by the leaves' cumulative
+    link bandwidth when each carries one), its client subnet redistributed."""
+    config = unnumbered_leaf(
+        name, asn, router_id, fabric, kernel_nexthops=False, cumulative_bandwidth=False
+    )
     return (
         config.replace(
             " bgp graceful-restart\n",
