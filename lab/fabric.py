@@ -76,6 +76,8 @@ class Fabric:
     mode: str = "hybrid"
     #: every node-leaf link, in the order made (``build`` fills it)
     links: list[NodeLink] = field(default_factory=list)
+    #: no IPv4 address on the nodes' links and loopbacks (``build(ipv6_only=True)``)
+    ipv6_only: bool = False
 
     def router(self, name: str) -> FrrRouter:
         return self.routers[name]
@@ -108,22 +110,39 @@ def numbered_addresses(leaf: int, node: int) -> tuple[str, str, str, str]:
     )
 
 
-def node_config(index: int, runtime: Path, mode: str = "hybrid") -> dict[str, Any]:
-    bgp: dict[str, Any] = {"asn": 65001, "routerId": f"192.0.2.{index}"}
+def node_ipv6(index: int) -> str:
+    """An IPv6-only node's own address (its InternalIP and ``NODE_IP``), on its loopback."""
+    return f"fd00:255::{index}"
+
+
+def node_config(
+    index: int, runtime: Path, mode: str = "hybrid", ipv6_only: bool = False
+) -> dict[str, Any]:
+    """Node ``index``'s config. ``ipv6_only``: no ``routerId`` (derived from the IPv6
+    ``NODE_IP``), ``http.listen`` on ``[::]`` and, numbered, a peer per fabric interface (its
+    /127's other end)."""
+    bgp: dict[str, Any] = {"asn": 65001}
+    if not ipv6_only:
+        bgp["routerId"] = f"192.0.2.{index}"
     if mode == "hybrid":
         bgp["interfaces"] = ["eth*"]
     else:
         bgp["peers"] = []
         for leaf in (1, 2):
             leaf_v4, node_v4, leaf_v6, node_v6 = numbered_addresses(leaf, index)
+            if ipv6_only:  # the other end of eth<leaf>'s /127 (one config for every node)
+                bgp["peers"].append({"interface": f"eth{leaf}", "asn": 65100 + leaf})
+                continue
             bgp["peers"] += [
                 {"address": leaf_v4, "asn": 65100 + leaf, "localAddress": node_v4},
                 {"address": leaf_v6, "asn": 65100 + leaf, "localAddress": node_v6},
             ]
+    http = {"http": {"listen": "[::]:9179"}} if ipv6_only else {}  # probed at the IPv6 hostIP
     return {
         "mode": mode,
         "nodeName": f"node{index}",
         "runtimeDir": str(runtime),
+        **http,
         "bgp": bgp,
         "services": {
             "advertise": {
@@ -136,14 +155,21 @@ def node_config(index: int, runtime: Path, mode: str = "hybrid") -> dict[str, An
 
 
 def build(
-    lab: Lab, mode: str = "hybrid", nodes: int = 2, racks: bool = False, bfd: bool = False
+    lab: Lab,
+    mode: str = "hybrid",
+    nodes: int = 2,
+    racks: bool = False,
+    bfd: bool = False,
+    ipv6_only: bool = False,
 ) -> Fabric:
     """Namespaces, links, addresses and FRR on the switches (no cosmolet yet).
 
     ``nodes`` Kubernetes nodes, linked as ``node_links(nodes, racks)`` says; each leaf's uplink
     to the spine is the port after its last node port (``eth3`` with the two default nodes).
     ``bfd``: the leaves run bfdd and ask BFD of every unnumbered session (100 ms x 3); the nodes
-    answer only if they run bfdd themselves (hybrid mode, ``bgp.bfd``).
+    answer only if they run bfdd themselves (hybrid mode, ``bgp.bfd``). ``ipv6_only``: no IPv4
+    address on the nodes (numbered: a /127 per link, no /31; their loopbacks hold only the IPv6
+    service IPs); the switches keep theirs.
     """
     spine_ns = lab.namespace("spine")
     client = lab.namespace("client")
@@ -172,7 +198,9 @@ def build(
     for ns in (spine_ns, *leaves):
         ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
         ns.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    fabric = Fabric(lab, spine_ns, leaves, node_namespaces, client, mode=mode, links=links)
+    fabric = Fabric(
+        lab, spine_ns, leaves, node_namespaces, client, mode=mode, links=links, ipv6_only=ipv6_only
+    )
     fabric.routers["spine"] = lab.frr(
         spine_ns, spine("spine", 65000, "10.255.0.100", ["eth1", "eth2"])
     )
@@ -183,11 +211,13 @@ def build(
             for link in ports:
                 node = node_namespaces[link.node - 1]
                 leaf_v4, node_v4, leaf_v6, node_v6 = numbered_addresses(index, link.node)
-                leaf.ip("addr", "add", f"{leaf_v4}/31", "dev", link.leaf_port)
+                if not ipv6_only:
+                    leaf.ip("addr", "add", f"{leaf_v4}/31", "dev", link.leaf_port)
+                    node.ip("addr", "add", f"{node_v4}/31", "dev", link.node_port)
+                    downlinks.append(Neighbor(node_v4, 65001))
                 leaf.ip("addr", "add", f"{leaf_v6}/127", "dev", link.leaf_port, "nodad")
-                node.ip("addr", "add", f"{node_v4}/31", "dev", link.node_port)
                 node.ip("addr", "add", f"{node_v6}/127", "dev", link.node_port, "nodad")
-                downlinks += [Neighbor(node_v4, 65001), Neighbor(node_v6, 65001)]
+                downlinks.append(Neighbor(node_v6, 65001))
         unnumbered = [uplinks[index]]
         if mode != "numbered":
             unnumbered = [link.leaf_port for link in ports] + unnumbered
@@ -205,7 +235,7 @@ def build(
             daemons=("zebra", "bgpd", "bfdd") if bfd else ("zebra", "bgpd"),
         )
     for node in node_namespaces:
-        for address in SERVICE_IPS:
+        for address in [ip for ip in SERVICE_IPS if ":" in ip or not ipv6_only]:
             node.ip("addr", "add", address + ("/128" if ":" in address else "/32"), "dev", "lo")
     return fabric
 
@@ -215,11 +245,15 @@ def start_nodes(fabric: Fabric, kubeconfig: Path) -> None:
     return routes to the client, ECMP over both leaves."""
     lab = fabric.lab
     for index, node in enumerate(fabric.nodes, 1):
-        config = node_config(index, lab.workdir / f"node{index}" / "run", fabric.mode)
+        runtime = lab.workdir / f"node{index}" / "run"
+        config = node_config(index, runtime, fabric.mode, fabric.ipv6_only)
         if fabric.mode == "hybrid":
             zebra = frr_config.render(validate(config), ["eth1", "eth2"])
             fabric.routers[f"node{index}-zebra"] = lab.frr(node, zebra, daemons=("zebra",))
         agent = Cosmolet(node, lab.workdir / f"node{index}", config, kubeconfig)
+        if fabric.ipv6_only:  # the address a kubelet would report as status.hostIP
+            node.ip("addr", "add", f"{node_ipv6(index)}/128", "dev", "lo")
+            agent.env["NODE_IP"] = node_ipv6(index)
         fabric.agents.append(agent.start())
     return_routes(fabric)
 
@@ -239,7 +273,12 @@ def return_routes(fabric: Fabric) -> None:
         else:
             v4 = [(f"eth{leaf}", "", numbered_addresses(leaf, index)[0]) for leaf in (1, 2)]
             v6 = [(f"eth{leaf}", "", numbered_addresses(leaf, index)[2]) for leaf in (1, 2)]
-        for prefix, hops, family in (("10.2.0.0/24", v4, []), ("fd02::/64", v6, ["-6"])):
+        routes: list[tuple[str, list[tuple[str, str, str]], list[str]]] = [
+            ("fd02::/64", v6, ["-6"])
+        ]
+        if not fabric.ipv6_only:
+            routes.append(("10.2.0.0/24", v4, []))
+        for prefix, hops, family in routes:
             route = [*family, "route", "add", prefix]
             for dev, via_family, address in hops:
                 route += [
@@ -263,14 +302,18 @@ def _has_router(node: Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def running(mode: str = "hybrid") -> Iterator[Fabric]:
-    """The whole fabric, API server included, torn down on exit (and on failure)."""
+def running(mode: str = "hybrid", ipv6_only: bool = False) -> Iterator[Fabric]:
+    """The whole fabric, API server included, torn down on exit (and on failure).
+    ``ipv6_only``: the nodes have no IPv4 address and reach the API server at ``[::1]``."""
+    host = "::1" if ipv6_only else "127.0.0.1"
     with Lab() as lab:
-        fabric = build(lab, mode)
+        fabric = build(lab, mode, ipv6_only=ipv6_only)
         store = apiserver.Store()
-        with apiserver.serving(netns=[n.name for n in fabric.nodes], store=store) as (_, port):
+        nodes = [n.name for n in fabric.nodes]
+        with apiserver.serving(host=host, netns=nodes, store=store) as (_, port):
             kubeconfig = lab.workdir / "kubeconfig"
-            apiserver.write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
+            url_host = f"[{host}]" if ipv6_only else host
+            apiserver.write_kubeconfig(kubeconfig, f"http://{url_host}:{port}")
             fabric.kubeconfig, fabric.api_port = kubeconfig, port
             start_nodes(fabric, kubeconfig)
             yield fabric
@@ -286,5 +329,11 @@ def wait_established(fabric: Fabric, timeout: float = 60) -> float:
 
 
 def _established(router: FrrRouter, at_least: int) -> bool:
-    peers = router.json("show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
+    """IPv4 or IPv6 sessions (an IPv6-only numbered node has only the latter)."""
+    summary = router.json("show bgp summary json")
+    peers = {
+        name: peer
+        for family in ("ipv6Unicast", "ipv4Unicast")
+        for name, peer in summary.get(family, {}).get("peers", {}).items()
+    }
     return sum(1 for peer in peers.values() if peer.get("state") == "Established") >= at_least

@@ -39,12 +39,15 @@ def rss_mb(pid: int) -> float:
 HTTP_PORT, STATUS_PORT = 9179, 9180
 
 
-def http_get(ns: Namespace, path: str, port: int | None = None) -> tuple[int, str]:
-    """GET http://127.0.0.1:PORT<path> from inside a node's namespace (``/status`` from the
+def http_get(
+    ns: Namespace, path: str, port: int | None = None, host: str = "127.0.0.1"
+) -> tuple[int, str]:
+    """GET http://HOST:PORT<path> from inside a node's namespace (``/status`` from the
     status listener, everything else from http.listen, unless ``port`` says otherwise)."""
     if port is None:
         port = STATUS_PORT if path.split("?")[0] == "/status" else HTTP_PORT
-    out = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{port}{path}")
+    where = f"[{host}]" if ":" in host else host
+    out = ns.run(sys.executable, "-c", FETCH, f"http://{where}:{port}{path}")
     code, _, body = out.partition("\n")
     return int(code), body
 
