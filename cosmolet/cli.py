@@ -288,13 +288,9 @@ def format_status(data: dict[str, Any]) -> str:
         lines.append(f"not used here: {unused['entry']}: {unused['reason']}")
     routes = data.get("routes", [])
     lines += ["", f"{'PREFIX':<28} {'KIND':<10} {'PEERS':<6} SERVICES"]
-    for route in routes:
+    for route in routes:  # an aggregate names no Service, only how many
+        names = ", ".join(route["services"]) or f"{route.get('serviceCount', 0)} Services inside"
         kind = route.get("kind", "cluster")
-        names = ", ".join(route["services"])
-        if kind == "aggregate":
-            names = f"{route.get('serviceCount', 0)} Services inside"
-        elif kind == "local":
-            names += f" ({route.get('localEndpoints', 0)} endpoints here)"
         lines.append(f"{route['prefix']:<28} {kind:<10} {len(route['peers']):<6} {names}")
     lines += ["", f"{len(routes)} routes, {len(peers)} peers"]
     return "\n".join(lines)
