@@ -6,9 +6,9 @@ and 503 once an update has stayed queued for longer than its ``healthTimeout`` (
 ``syncPeriod``, 60 s by default) or when its Node is being deleted, with a JSON body
 ``{"lastUpdated": T, "currentTime": T, "nodeEligible": B}`` whose times are Go's
 ``time.Time.String()`` (``2024-05-01 10:00:00.5 +0000 UTC m=+12.3``). Cilium's kube-proxy
-replacement serves the same body on ``kubeProxyReplacementHealthzBindAddr``. Since Kubernetes
-1.26 a 200 carries ``lastUpdated`` equal to ``currentTime``; older releases sent the time of the
-last sync loop, which runs every ``syncPeriod`` (30 s by default). So a 200 whose
+replacement serves the same body on ``kubeProxyReplacementHealthzBindAddr``. Current releases send
+``lastUpdated`` equal to ``currentTime`` with a 200; older ones sent the time of the last sync
+loop, which runs every ``syncPeriod`` (30 s by default). So a 200 whose
 ``lastUpdated`` lags its own ``currentTime`` by more than ``STALE_SECONDS`` (twice kube-proxy's
 own default healthTimeout: only a proxy frozen well past its own threshold) fails too. Both
 times come from the proxy's clock: no skew between the nodes' clocks enters. A body without those
