@@ -22,7 +22,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from lab import chart
+from lab import chart, ucmp
 from lab import fabric as lab_fabric
 from lab.fabric import Fabric
 from lab.kube_client import put_endpoints
@@ -231,7 +231,24 @@ class Demo(Story):
         for address in (V4, DUAL6, LB):
             self.check(f.ping(address), f"client pings {address}")
 
+        self.say("the Local service scales: 3 endpoints on node1, 1 on node2 (weighted ECMP)")
+        self.endpoints("local", "node1", "node1", "node1", "node2")
+        self.timed(
+            "both leaves weight the LB IP 75/25 (link bandwidth 3:1; node1 back after its hold)",
+            lambda: all(self.weights(leaf, LB) == {"node1": 75, "node2": 25} for leaf in (1, 2)),
+        )
+        for leaf in (1, 2):
+            print(f"          leaf{leaf} FIB {LB}: {ucmp.describe(self.weights(leaf, LB))}")
+        self.check(
+            self.weights(1, V4) == {"node1": 1, "node2": 1},
+            f"web ({V4}, Cluster policy) stays plain ECMP: weight 1 each",
+        )
         return self.verdict()
+
+    def weights(self, leaf: int, prefix: str) -> dict[str, int]:
+        """A leaf's kernel next-hop weights for ``prefix``, by node."""
+        found = ucmp.fib_weights(self.fabric.leaves[leaf - 1], prefix)
+        return {LEAF_PORTS.get(dev, dev): weight for dev, weight in found.items()}
 
     def agent_pid(self) -> int:
         """node1's agent: in its pod's cosmolet container, or the process the lab started."""
