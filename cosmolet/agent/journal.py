@@ -31,13 +31,14 @@ class Journal:
         self._fd: int | None = None
 
     def load(self) -> set[str]:
-        """Replay the file; ignore lines that are not ``+``/``-`` and a host prefix."""
+        """Replay the file; ignore lines that are not ``+``/``-`` and a canonical prefix (a
+        host route, or an aggregate's CIDR)."""
         if self.path is None or not self.path.exists():
             return set()
         live: set[str] = set()
         for line in self.path.read_text(encoding="ascii", errors="replace").splitlines():
             op, prefix = line[:1], line[1:].strip()
-            if op not in "+-" or not _is_host_prefix(prefix):
+            if op not in "+-" or not _is_prefix(prefix):
                 continue
             if op == "+":
                 live.add(prefix)
@@ -94,9 +95,9 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def _is_host_prefix(text: str) -> bool:
+def _is_prefix(text: str) -> bool:
+    """A prefix as the engine writes it (canonical, no host bits set)."""
     try:
-        network = ipaddress.ip_network(text)
+        return str(ipaddress.ip_network(text, strict=True)) == text
     except ValueError:
         return False
-    return network.prefixlen == network.max_prefixlen

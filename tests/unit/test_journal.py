@@ -19,8 +19,17 @@ def test_replay_after_a_crash(tmp_path: Path) -> None:
 
 def test_garbage_lines_are_ignored(tmp_path: Path) -> None:
     path = tmp_path / "journal"
-    path.write_text("+10.0.0.1/32\n+10.0.0.0/24\n+garbage\nxx\n+fd00::1/128\n-fd00::1/128\n")
+    garbage = "+garbage\nxx\n+10.0.0.1/24\n+010.0.0.2/32\n+FD00::2/128\n"
+    path.write_text(f"+10.0.0.1/32\n{garbage}+fd00::1/128\n-fd00::1/128\n")
     assert Journal(path).load() == {"10.0.0.1/32"}
+
+
+def test_an_aggregate_is_replayed_like_a_host_route(tmp_path: Path) -> None:
+    """A previous agent's aggregate (services.advertise.clusterIP.aggregate) must be withdrawn
+    by the next one if no longer wanted, so the journal keeps it."""
+    path = tmp_path / "journal"
+    Journal(path).add(["10.96.0.0/24", "fd00:96::/120", "10.96.7.7/32"])
+    assert Journal(path).load() == {"10.96.0.0/24", "fd00:96::/120", "10.96.7.7/32"}
 
 
 def test_compaction_keeps_the_live_set(tmp_path: Path) -> None:
