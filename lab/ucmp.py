@@ -90,12 +90,6 @@ def link_bandwidths(router: FrrRouter, prefix: str) -> dict[str, int | None]:
     return found
 
 
-def shares(weights: Mapping[str, int]) -> dict[str, float]:
-    """Each next hop's share of the total weight (0 to 1)."""
-    total = sum(weights.values())
-    return {name: weight / total for name, weight in weights.items()} if total else {}
-
-
 def hash_by_ports(*switches: Namespace) -> None:
     """Multipath hashing by the 5-tuple (L4) for IPv4 and IPv6 in each switch's namespace, as
     data-centre switches hash (the kernel's default, L3, sends every flow between two addresses
@@ -165,10 +159,9 @@ def _count(process: subprocess.Popen[bytes]) -> int:
     return int(json.loads(out.decode().strip().splitlines()[-1])["flows"])
 
 
-def describe(weights: Mapping[str, int], names: Mapping[str, str] | None = None) -> str:
-    """``node1 75, node2 25`` (interfaces renamed by ``names``), for the demo and messages."""
-    names = names or {}
-    return ", ".join(f"{names.get(dev, dev)} {weight}" for dev, weight in sorted(weights.items()))
+def describe(weights: Mapping[str, int]) -> str:
+    """``node1 weight 75, node2 weight 25``: for the demo's narration."""
+    return ", ".join(f"{hop} weight {weight}" for hop, weight in sorted(weights.items()))
 
 
 @contextlib.contextmanager
