@@ -115,6 +115,12 @@ def agent_pid(runner: PodRunner) -> int:
     raise LookupError("no agent process in the cosmolet container")
 
 
+def proxy_health(lab: Lab, namespace: Namespace, node_name: str) -> ProxyHealth:
+    """The stand-in for kube-proxy's health endpoint on a node of ``pods_on`` (``set`` turns
+    it unhealthy or healthy again)."""
+    return ProxyHealth(namespace, lab.workdir / f"{node_name}-proxy")
+
+
 @contextlib.contextmanager
 def pods_on(
     lab: Lab, documents: list[dict[str, Any]], nodes: Sequence[tuple[Namespace, dict[str, Any]]]
@@ -139,7 +145,7 @@ def pods_on(
             node = LabNode.from_object(obj, namespace.name)
             namespace.ip("addr", "add", f"{node.addresses[0]}/32", "dev", "lo")
             # kube-proxy's health endpoint, which the chart's data-plane gate asks by default
-            ProxyHealth(namespace, lab.workdir / f"{node.name}-proxy").start()
+            proxy_health(lab, namespace, node.name).start()
             core.create_node(obj)  # type: ignore[arg-type]  # the client takes dicts
             workdir = lab.workdir / f"{node.name}-pod"
             runner = PodRunner(documents, node, workdir, image, endpoint, credentials)

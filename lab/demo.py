@@ -205,6 +205,9 @@ class Demo(Story):
         self.check(self.agent_pid() != old, "a new agent runs on node1")
         self.check(not lost, "no route left the fabric while it restarted (sampled for 3 s)")
 
+        if self.pods is not None:
+            self.gate()
+
         self.say("node1's link to leaf1 goes down")
         f.nodes[0].ip("link", "set", "dev", "eth1", "down")
         self.timed(
@@ -249,6 +252,26 @@ class Demo(Story):
         """A leaf's kernel next-hop weights for ``prefix``, by node."""
         found = ucmp.fib_weights(self.fabric.leaves[leaf - 1], prefix)
         return {LEAF_PORTS.get(dev, dev): weight for dev, weight in found.items()}
+
+    def gate(self) -> None:
+        """The chart's data-plane gate: node1's kube-proxy (the lab's stand-in for its health
+        endpoint) turns unhealthy; node1 keeps its routes for failAfterSeconds (10 s), then
+        withdraws them all, and re-announces once the proxy is healthy again."""
+        both = ["node1", "node2"]
+        proxy = chart.proxy_health(self.fabric.lab, self.fabric.nodes[0], "node1")
+        self.say("node1's kube-proxy reports unhealthy (its /healthz answers 503)")
+        proxy.set(False)
+        lost = self.watch(lambda: self.where(V4)["leaf1"] != both, 7.0)
+        self.check(not lost, "node1 keeps its routes while failing under 10 s (sampled for 7 s)")
+        self.timed(
+            "after 10 s the data-plane gate closes: leaf1 reaches web via node2 only",
+            lambda: self.where(V4)["leaf1"] == ["node2"],
+        )
+        proxy.set(True)
+        self.timed(
+            "kube-proxy healthy again: node1 re-announces (IPv4 and IPv6)",
+            lambda: all(self.where(p)["leaf1"] == both for p in (V4, DUAL6)),
+        )
 
     def agent_pid(self) -> int:
         """node1's agent: in its pod's cosmolet container, or the process the lab started."""
