@@ -24,7 +24,7 @@ import pytest
 
 from cosmolet.cli import build_parser
 from cosmolet.engine.model import SkipCode
-from lab.frr_configs import Neighbor, numbered_router, spine, unnumbered_leaf
+from lab.frr_configs import UCMP_ROUTE_MAP, Neighbor, numbered_router, spine, unnumbered_leaf
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -210,6 +210,34 @@ def test_spine_relaxes_the_as_path_as_the_lab_spine_does() -> None:
     for config in (LAB_SPINE, frr_block("unnumbered-spine")):
         assert "bgp bestpath as-path multipath-relax" in statements(config)
         assert set(groups_of(config).values()) == {"fabric"}
+
+
+def test_ucmp_block_re_advertises_the_sum_as_the_lab_leaves_do() -> None:
+    """The leaves' cumulative link bandwidth towards the spine (weighted ECMP), in both
+    families, with the lab's route-map statements."""
+    for config in (LAB_LEAF, frr_block("ucmp-leaf-to-spine")):
+        found = statements(config)
+        assert all(line.strip() in found for line in UCMP_ROUTE_MAP if line != "!")
+        applied = {
+            family
+            for family, members in activated_route_maps(config).items()
+            if any(re.fullmatch(r"neighbor \S+ route-map UCMP out", s) for s in members)
+        }
+        assert applied == {"ipv4", "ipv6"}
+
+
+def activated_route_maps(config: str) -> dict[str, list[str]]:
+    """Address family -> its ``neighbor X route-map`` statements."""
+    result: dict[str, list[str]] = {}
+    family = ""
+    for line in statements(config):
+        if line.startswith("address-family "):
+            family = line.split()[1]
+        elif line == "exit-address-family":
+            family = ""
+        elif family and " route-map " in line:
+            result.setdefault(family, []).append(line)
+    return result
 
 
 # --- cosmolet commands, skip codes, metrics, config keys ---------------------------------------
