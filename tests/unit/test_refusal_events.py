@@ -1,0 +1,49 @@
+"""Events for policy refusals, as the reconciler reports them: a Warning on the Service naming
+the address and the reason, once per new refusal or changed reason; the node's own refusal
+(services.maxRoutes) on the Node."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from cosmolet.agent.journal import Journal
+from cosmolet.agent.reconciler import Reconciler
+from cosmolet.agent.service_events import ServiceEvents
+from cosmolet.config.schema import validate
+from cosmolet.exabgp.config import sessions
+from cosmolet.kube.events import ServiceEvent
+from tests.factories import config_dict, service, slice_
+from tests.unit.test_agent import cluster
+
+
+def agent_recording(tmp_path: Path, **services: object) -> tuple[Reconciler, list[ServiceEvent]]:
+    cfg = validate(config_dict(**services))
+    agent = Reconciler(cfg, sessions(cfg), io.StringIO(), Journal(tmp_path / "j"))
+    events: list[ServiceEvent] = []
+    agent.observers.append(ServiceEvents(events.append, cfg.node_name))
+    return agent, events
+
+
+def test_a_bad_annotation_is_posted_once_and_again_when_its_reason_changes(
+    tmp_path: Path,
+) -> None:
+    agent, events = agent_recording(tmp_path)
+
+    def annotated(med: str) -> list[object]:
+        return [service("web", annotations={"cosmolet.io/med": med}), slice_("web")]
+
+    agent.handle_batch(cluster(agent, objects=annotated("x")))
+    agent.handle_batch(cluster(agent, objects=annotated("x")))
+    agent.handle_batch(cluster(agent, objects=annotated("-1")))
+    warnings = [(e.service, e.reason, e.type, e.kind) for e in events]
+    assert warnings == [("default/web", "NotAdvertised", "Warning", "Service")] * 2
+    assert "cosmolet.io/med" in events[0].message and "(bad-annotation)" in events[0].message
+    assert events[0].message != events[1].message
+
+
+def test_max_routes_goes_on_the_node(tmp_path: Path) -> None:
+    agent, events = agent_recording(tmp_path, maxRoutes=1)
+    agent.handle_batch(cluster(agent, "10.96.0.1", "10.96.0.2"))
+    assert [(e.service, e.kind, e.type) for e in events] == [("node1", "Node", "Warning")]
+    assert "services.maxRoutes is 1" in events[0].message
