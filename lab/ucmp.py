@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import signal
 import subprocess
@@ -116,7 +117,7 @@ class FlowSplit:
 
     def ratio(self, first: str, second: str) -> float:
         """Flows at ``first`` per flow at ``second`` (inf if none reached ``second``)."""
-        return self.received[first] / self.received[second] if self.received[second] else 1e9
+        return self.received[first] / self.received[second] if self.received[second] else math.inf
 
 
 def flow_split(
