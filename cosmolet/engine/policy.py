@@ -46,9 +46,6 @@ class Aggregate:
             int(network.netmask),
         )
 
-    def contains(self, version: int, value: int) -> bool:
-        return version == self.version and value & self.mask == self.network
-
     @property
     def sort_key(self) -> tuple[int, int]:
         return self.version, self.network

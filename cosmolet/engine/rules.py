@@ -319,7 +319,10 @@ def evaluate_service(
 def _aggregate_of(aggregates: Sequence[Aggregate], version: int, value: int) -> Aggregate | None:
     """The aggregate a Cluster-policy ClusterIP is advertised as, if any (the config refuses
     overlapping aggregates, so there is at most one)."""
-    return next((a for a in aggregates if a.contains(version, value)), None)
+    for aggregate in aggregates:
+        if aggregate.version == version and value & aggregate.mask == aggregate.network:
+            return aggregate
+    return None
 
 
 def _vip_mode_only(
