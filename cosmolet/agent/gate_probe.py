@@ -20,6 +20,7 @@ cannot be read) is a failed probe with a message that says what happened, never 
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import threading
@@ -114,8 +115,9 @@ def fetch(url: str, timeout: float) -> Probe:
         return Probe(False, f"cannot connect: {reason}")
     except TimeoutError:
         return Probe(False, f"no answer within {timeout:g} s")
-    except (OSError, ValueError) as error:  # a reset, a malformed status line, a bad URL
-        return Probe(False, f"bad answer: {type(error).__name__}: {error}"[:200])
+    except (OSError, ValueError, http.client.HTTPException) as error:  # a reset, not HTTP
+        said = "".join(c if c.isprintable() else "?" for c in str(error)).strip()
+        return Probe(False, f"bad answer: {type(error).__name__}: {said}"[:200])
 
 
 def probe_timeout(interval: float) -> float:
