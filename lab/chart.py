@@ -123,27 +123,39 @@ def proxy_health(lab: Lab, namespace: Namespace, node_name: str) -> ProxyHealth:
 
 @contextlib.contextmanager
 def pods_on(
-    lab: Lab, documents: list[dict[str, Any]], nodes: Sequence[tuple[Namespace, dict[str, Any]]]
+    lab: Lab,
+    documents: list[dict[str, Any]],
+    nodes: Sequence[tuple[Namespace, dict[str, Any]]],
+    api_host: str = "127.0.0.1",
 ) -> Iterator[tuple[Secured, list[PodRunner]]]:
     """The lab API server over TLS in every node's namespace with the chart's RBAC, each Node
     object created (its InternalIP added to its namespace's loopback) and the DaemonSet's pod
-    run on it; the pods deleted as the kubelet would on exit, then the server stopped."""
+    run on it; the pods deleted as the kubelet would on exit, then the server stopped.
+    ``api_host``: where the server listens (``KUBERNETES_SERVICE_HOST``), ``::1`` for IPv6-only
+    nodes."""
     (account,) = [doc for doc in documents if doc["kind"] == "ServiceAccount"]
     name = f"{account['metadata']['namespace']}/{account['metadata']['name']}"
     namespaces = [namespace.name for namespace, _ in nodes]
     with contextlib.ExitStack() as stack:
         api = stack.enter_context(
-            serving_tls(lab.workdir / "tls", service_account=name, rbac=documents, netns=namespaces)
+            serving_tls(
+                lab.workdir / "tls",
+                service_account=name,
+                rbac=documents,
+                host=api_host,
+                netns=namespaces,
+            )
         )
         assert api.token is not None
-        endpoint = ApiEndpoint("127.0.0.1", api.port)
+        endpoint = ApiEndpoint(api_host, api.port)
         credentials = ServiceAccount(api.token, api.ca.read_bytes())
         image = Image.from_dockerfile(ROOT / "Dockerfile")
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(api.kubeconfig)))
         pods = []
         for namespace, obj in nodes:
             node = LabNode.from_object(obj, namespace.name)
-            namespace.ip("addr", "add", f"{node.addresses[0]}/32", "dev", "lo")
+            host = node.addresses[0]
+            namespace.ip("addr", "add", f"{host}/{128 if ':' in host else 32}", "dev", "lo")
             # kube-proxy's health endpoint, which the chart's data-plane gate asks by default
             proxy_health(lab, namespace, node.name).start()
             core.create_node(obj)  # type: ignore[arg-type]  # the client takes dicts

@@ -4,8 +4,10 @@ Builds the reference fabric (``lab/fabric.py``: a spine, two leaves, two nodes i
 a client), creates Services through the lab API server with the official client, shows which
 prefixes the spine and the leaves hold and via whom, then breaks things and measures how fast
 the fabric follows. ``--numbered``: two racks, one numbered config for both nodes
-(``lab/demo_racks.py``). The hybrid nodes run the Helm chart's pod (``lab.chart``: ``helm
-template`` with the lab's values, the lab API server over TLS with the chart's RBAC);
+(``lab/demo_racks.py``); ``--ipv6-only``: nodes without any IPv4 address, the chart with
+``ci/ipv6-only-values.yaml`` (``lab/demo_ipv6.py``). The hybrid nodes run the Helm chart's pod
+(``lab.chart``: ``helm template`` with the lab's values, the lab API server over TLS with the
+chart's RBAC);
 ``--processes`` runs cosmolet and zebra as plain processes instead. Exits 0 only if every
 check passed; everything it made is removed on exit, Ctrl-C and failure.
 """
@@ -290,6 +292,10 @@ def main() -> int:
             from lab import demo_racks
 
             return demo_racks.main()
+        if "--ipv6-only" in sys.argv[1:]:
+            from lab import demo_ipv6
+
+            return demo_ipv6.main()
         if "--processes" in sys.argv[1:]:
             with lab_fabric.running("hybrid") as fabric:
                 return Demo(fabric).run()

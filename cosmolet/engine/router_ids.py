@@ -80,12 +80,15 @@ def visible_router_id(node: NodeIdentity) -> tuple[str, str]:
         if found is not None:
             return found, f"Node annotation {ROUTER_ID_ANNOTATION}"
     first = node.internal_ips[0] if node.internal_ips else ""
-    found = ipv4_router_id(first)
-    if found is not None:
-        return found, f"InternalIP {found}"
-    derived = derived_router_id(first, node.name)
-    assert derived is not None  # a Node always has a name
-    return derived
+    try:
+        address = ipaddress.ip_address(first.strip())
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv4Address) and not address.is_unspecified:
+        return str(address), f"InternalIP {address}"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(derive(address.packed)), f"derived from InternalIP {address}"
+    return str(derive(node.name.encode())), f"derived from node name {node.name}"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ def _our_processes(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("mode", [[], ["--numbered"]], ids=["hybrid", "numbered"])
+@pytest.mark.parametrize(
+    "mode", [[], ["--numbered"], ["--ipv6-only"]], ids=["hybrid", "numbered", "ipv6-only"]
+)
 def test_make_demo_passes_and_cleans_up(mode: list[str]) -> None:
     before = set(leftovers())
     started = time.monotonic()

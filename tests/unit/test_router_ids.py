@@ -109,9 +109,12 @@ def test_another_nodes_visible_id_follows_the_same_order() -> None:
     bad_annotation = NodeIdentity("b", "nope", ("10.0.0.2", "fd00::2"))
     assert visible_router_id(bad_annotation) == ("10.0.0.2", "InternalIP 10.0.0.2")
     v6 = NodeIdentity("c", None, ("fd00::3", "10.0.0.3"))  # hostIP is the first InternalIP
-    assert visible_router_id(v6) == derived_router_id("fd00::3", "c")
+    assert visible_router_id(v6) == (
+        documented(ipaddress.IPv6Address("fd00::3").packed),
+        "derived from InternalIP fd00::3",
+    )
     bare = NodeIdentity("d", None, ())
-    assert visible_router_id(bare) == derived_router_id("", "d")
+    assert visible_router_id(bare) == (documented(b"d"), "derived from node name d")
 
 
 def test_collisions_name_the_other_nodes_and_never_ourselves() -> None:
