@@ -5,6 +5,8 @@ test_aggregate.py's; this checks the exact community and prefixes one node sends
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from lab.netns import wait_for
@@ -82,3 +84,24 @@ def test_bandwidth_and_aggregates_as_the_leaf_receives_them(fabric: NumberedFabr
     node.set_objects(lb_local(1) + down + local + six_down + cluster_ip("out", "10.96.7.7"))
     fabric.wait_rib({f"{LB}/32", "10.96.0.3/32", "10.96.7.7/32"}, timeout=10)
     fabric.wait_rib(set(), "ipv6", timeout=10)
+
+
+def test_a_respawned_agent_withdraws_an_aggregate_no_longer_wanted(
+    fabric: NumberedFabric,
+) -> None:
+    """The journal keeps the aggregate's CIDR: killed while the Services inside go unhealthy,
+    the respawned agent withdraws the aggregate, and nothing else."""
+    node = fabric.cosmolet(
+        services={"advertise": {"clusterIP": {"enabled": True, "aggregate": ["10.96.0.0/24"]}}}
+    )
+    out = cluster_ip("out", "10.96.7.7")
+    node.set_objects(cluster_ip("a", "10.96.0.1") + out)
+    node.start()
+    fabric.wait_rib({"10.96.0.0/24", "10.96.7.7/32"})
+    first = node.agent_pid()
+    os.kill(first, signal.SIGKILL)
+    node.set_objects(cluster_ip("a", "10.96.0.1", ready=False) + out)
+    seen = sample(lambda: set(fabric.rib()), 6, 0.05)
+    assert all("10.96.7.7/32" in rib for rib in seen)
+    assert node.agent_pid() != first
+    fabric.wait_rib({"10.96.7.7/32"}, timeout=10)
