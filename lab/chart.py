@@ -127,12 +127,13 @@ def pods_on(
     documents: list[dict[str, Any]],
     nodes: Sequence[tuple[Namespace, dict[str, Any]]],
     api_host: str = "127.0.0.1",
+    image: Image | None = None,
 ) -> Iterator[tuple[Secured, list[PodRunner]]]:
     """The lab API server over TLS in every node's namespace with the chart's RBAC, each Node
     object created (its InternalIP added to its namespace's loopback) and the DaemonSet's pod
     run on it; the pods deleted as the kubelet would on exit, then the server stopped.
     ``api_host``: where the server listens (``KUBERNETES_SERVICE_HOST``), ``::1`` for IPv6-only
-    nodes."""
+    nodes; ``image``: the pods' image (default: host mode, the host's install)."""
     (account,) = [doc for doc in documents if doc["kind"] == "ServiceAccount"]
     name = f"{account['metadata']['namespace']}/{account['metadata']['name']}"
     namespaces = [namespace.name for namespace, _ in nodes]
@@ -149,7 +150,7 @@ def pods_on(
         assert api.token is not None
         endpoint = ApiEndpoint(api_host, api.port)
         credentials = ServiceAccount(api.token, api.ca.read_bytes())
-        image = Image.from_dockerfile(ROOT / "Dockerfile")
+        image = image or Image.from_dockerfile(ROOT / "Dockerfile")
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(api.kubeconfig)))
         pods = []
         for namespace, obj in nodes:

@@ -40,6 +40,7 @@ from lab.ipv6_only import (
 )
 from lab.netns import Lab
 from lab.node import http_get
+from lab.pod import Image
 
 VALUES = chart.CHART / "ci" / "ipv6-only-values.yaml"
 LB6 = "2001:db8:100::10"
@@ -47,8 +48,9 @@ EVERYWHERE = {"spine": ["leaf1", "leaf2"], "leaf1": ["node1", "node2"], "leaf2":
 
 
 @contextlib.contextmanager
-def running() -> Iterator[chart.ChartFabric]:
-    """The IPv6-only fabric with the chart's pod on each node, torn down on exit."""
+def running(image: Image | None = None) -> Iterator[chart.ChartFabric]:
+    """The IPv6-only fabric with the chart's pod on each node (in ``image``, by default the
+    host's install), torn down on exit."""
     with Lab() as lab:
         fabric = lab_fabric.build(lab, "hybrid", ipv6_only=True)
         hold_service_ips(fabric)
@@ -56,7 +58,7 @@ def running() -> Iterator[chart.ChartFabric]:
             node.ip("addr", "add", f"{LB6}/128", "dev", "lo")
         documents = chart.render(yaml.safe_load(VALUES.read_text()), lab.workdir)
         nodes = [(ns, node_object(index)) for index, ns in enumerate(fabric.nodes, 1)]
-        with chart.pods_on(lab, documents, nodes, api_host="::1") as (api, pods):
+        with chart.pods_on(lab, documents, nodes, api_host="::1", image=image) as (api, pods):
             fabric.kubeconfig, fabric.api_port = api.kubeconfig, api.port
             lab_fabric.return_routes(fabric)
             yield chart.ChartFabric(fabric, pods)

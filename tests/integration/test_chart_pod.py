@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import demo_ipv6
 from lab.netns import Lab
 from lab.pod import Image, LabNode, PodError, PodRunner
 from tests.integration.chart_pod import (
@@ -168,6 +169,13 @@ def test_numbered_values_md5_from_the_secret_and_a_withdraw_on_delete(
     print(f"{mode(image)}: withdrawn {withdrawn:.2f}s after the delete, pod ended {took:.1f}s")
     assert withdrawn < drain <= took < runner.pod.grace_seconds
     assert runner.states["cosmolet"].exit_codes == [0]
+
+
+def test_ipv6_only_values_the_ipv6_only_demo_story(image: Image) -> None:
+    """``ci/ipv6-only-values.yaml``: the IPv6-only demo's whole story (``lab.demo_ipv6``, its
+    own fabric), here in image mode too; its checks print as it goes."""
+    with demo_ipv6.running(image) as fabric:
+        assert demo_ipv6.Ipv6Demo(fabric.fabric, fabric.pods).run() == 0
 
 
 def test_hybrid_values_sidecar_unnumbered_and_bfd(lab: Lab, image: Image) -> None:
