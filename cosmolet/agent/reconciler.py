@@ -172,7 +172,8 @@ class Reconciler(ReconcilerView):
             self._guarded(lambda: self._apply_delta(due, "withdraw brake released"), "brake")
 
     def _wait(self) -> float:
-        """Block for events at most a second, or until the next held prefix is due."""
+        """Block for events at most a second, or until the next held prefix (flap hold) or
+        braked withdrawal (withdraw brake) is due."""
         dues = [d for d in (self.hold.next_release(), self.guards.next_due()) if d is not None]
         if not dues:
             return 1.0
