@@ -18,9 +18,10 @@ from collections.abc import Iterable
 import msgspec
 
 from cosmolet.config.schema import Config
-from cosmolet.engine.endpoints import NOTHING, combine, slice_state
+from cosmolet.engine.endpoints import combine, slice_state
 from cosmolet.engine.model import (
     NO_LOCAL,
+    UNHEALTHY,
     Delta,
     Health,
     LocalCounts,
@@ -329,7 +330,7 @@ class PlanBuilder:
         """The Service's health and this node's endpoints per family, from its slices."""
         entry = self.slices_of.get(service_key)
         if entry is None:
-            return NOTHING[0], NO_LOCAL
+            return UNHEALTHY, NO_LOCAL
         if isinstance(entry, str):
             _owner, health, local = self.slices[entry]
             if not local:

@@ -14,8 +14,6 @@ from cosmolet.engine.bgp_values import canonical_communities
 from cosmolet.engine.endpoints import endpoint_state
 from cosmolet.engine.model import (
     Attributes,
-    Health,
-    LocalCounts,
     Plan,
     Route,
     RouteKind,
@@ -149,18 +147,17 @@ def compute_plan(
     by_service = index_slices(slices)
     unique = {service.key: service for service in services}
     decisions = (
-        evaluate_service(policy, node_name, service, *_state(by_service.get(key, ()), node_name))
+        _evaluate(policy, node_name, service, by_service.get(key, ()))
         for key, service in unique.items()
     )
     return assemble(policy, node_name, node, decisions, extra_skips)
 
 
-def _state(
-    slices: Iterable[EndpointSlice], node_name: str
-) -> tuple[Health, str | None, LocalCounts]:
-    """``evaluate_service``'s arguments after the Service: its health, key (built), counts."""
+def _evaluate(
+    policy: Policy, node_name: str, service: Service, slices: Iterable[EndpointSlice]
+) -> ServiceDecision:
     health, counts = endpoint_state(slices, node_name)
-    return health, None, counts
+    return evaluate_service(policy, node_name, service, health, counts=counts)
 
 
 def plan_from_documents(config: Config, node_name: str, documents: Iterable[object]) -> Plan:
