@@ -1,7 +1,8 @@
 """Weighted ECMP on the real fabric (issue 19, part 1): cosmolet's nodes tag Local-policy routes
 with their endpoint counts (link bandwidth), the FRR leaves install weighted next hops, the
-kernel's hash follows the weights, the spine weights the leaves by the sum behind each, and a
-count change re-weights without a withdraw. Cluster-policy routes stay plain ECMP.
+kernel's hash follows the weights (IPv4 and IPv6), the spine weights the leaves by the sum
+behind each, and a count change re-weights without a withdraw. Cluster-policy routes stay plain
+ECMP, and so does a Local one as soon as one node's path is untagged (a rollout).
 
 Three nodes in hybrid mode (BGP unnumbered), each on both leaves (``lab.ucmp.running``): the
 third node lets one leaf lose a node while both keep several paths, which the spine's weighting
@@ -20,6 +21,7 @@ from lab import ucmp
 from lab.fabric import Fabric, wait_established
 from lab.kube_client import put_endpoints
 from lab.netns import wait_for
+from lab.node import Cosmolet
 
 LB = "198.51.100.10"  # ETP Local, on every node's loopback (lab.fabric.SERVICE_IPS)
 ITP4, ITP6 = "10.96.0.11", "fd00:96::11"  # ITP Local ClusterIPs, dual-stack
@@ -122,6 +124,9 @@ def test_local_routes_are_weighted_by_endpoints_on_leaves_spine_and_in_the_hash(
         print(f"flow split for 3:1 endpoints: {split.received} (lost {split.lost})")
         assert split.received["node3"] == 0 and split.lost <= 20, split
         assert SPLIT_3_TO_1[0] <= split.ratio("node1", "node2") <= SPLIT_3_TO_1[1], split
+        split6 = ucmp.flow_split(fabric.client, nodes, ITP6, flows=2000, first_port=40000)
+        print(f"flow split for 3:1 endpoints, IPv6: {split6.received} (lost {split6.lost})")
+        assert SPLIT_3_TO_1[0] <= split6.ratio("node1", "node2") <= SPLIT_3_TO_1[1], split6
         plain = ucmp.flow_split(fabric.client, nodes, WEB, flows=1500, first_port=30000)
         print(f"flow split for the Cluster-policy address: {plain.received}")
         assert all(300 <= count <= 700 for count in plain.received.values()), plain
@@ -160,3 +165,18 @@ def test_local_routes_are_weighted_by_endpoints_on_leaves_spine_and_in_the_hash(
         )
         spine = ucmp.link_bandwidths(fabric.router("spine"), LB)
         assert spine["eth2"] == 2 * spine["eth1"], spine  # type: ignore[operator]
+
+        # A rollout: node3 restarts with weighted ECMP off, its path now untagged. leaf2 falls
+        # back to plain ECMP for the address rather than starving node3; leaf1 (node1 and
+        # node2, both tagged) stays weighted.
+        old = fabric.agents[2]
+        old.stop()
+        services = {**old.config["services"], "weightedEcmp": {"enabled": False}}
+        config = {**old.config, "services": services}
+        fabric.agents[2] = Cosmolet(old.ns, old.directory, config, old.kubeconfig).start()
+        wait_for(
+            lambda: leaf_weights(fabric, 2, LB) == {"node1": 1, "node2": 1, "node3": 1},
+            30,
+            what="leaf2 back to plain ECMP with node3 untagged",
+        )
+        assert leaf_weights(fabric, 1, LB) == {"node1": 50, "node2": 50}
