@@ -122,8 +122,8 @@ def remote_as(config: str) -> dict[str, str]:
     return {m[1]: m[2] for m in found if m}
 
 
-def activated(config: str) -> dict[str, set[str]]:
-    """Address family -> the neighbors or groups activated in it."""
+def in_families(config: str, pattern: str) -> dict[str, set[str]]:
+    """Address family -> the first group of each of its statements matching ``pattern``."""
     result: dict[str, set[str]] = {}
     family = ""
     for line in statements(config):
@@ -131,9 +131,14 @@ def activated(config: str) -> dict[str, set[str]]:
             family = line.split()[1]
         elif line == "exit-address-family":
             family = ""
-        elif family and (m := re.fullmatch(r"neighbor (\S+) activate", line)):
+        elif family and (m := re.fullmatch(pattern, line)):
             result.setdefault(family, set()).add(m[1])
     return result
+
+
+def activated(config: str) -> dict[str, set[str]]:
+    """Address family -> the neighbors or groups activated in it."""
+    return in_families(config, r"neighbor (\S+) activate")
 
 
 def interface_blocks(config: str) -> dict[str, list[str]]:
@@ -218,26 +223,8 @@ def test_ucmp_block_re_advertises_the_sum_as_the_lab_leaves_do() -> None:
     for config in (LAB_LEAF, frr_block("ucmp-leaf-to-spine")):
         found = statements(config)
         assert all(line.strip() in found for line in UCMP_ROUTE_MAP if line != "!")
-        applied = {
-            family
-            for family, members in activated_route_maps(config).items()
-            if any(re.fullmatch(r"neighbor \S+ route-map UCMP out", s) for s in members)
-        }
-        assert applied == {"ipv4", "ipv6"}
-
-
-def activated_route_maps(config: str) -> dict[str, list[str]]:
-    """Address family -> its ``neighbor X route-map`` statements."""
-    result: dict[str, list[str]] = {}
-    family = ""
-    for line in statements(config):
-        if line.startswith("address-family "):
-            family = line.split()[1]
-        elif line == "exit-address-family":
-            family = ""
-        elif family and " route-map " in line:
-            result.setdefault(family, []).append(line)
-    return result
+        applied = in_families(config, r"neighbor (\S+) route-map UCMP out")
+        assert set(applied) == {"ipv4", "ipv6"}
 
 
 # --- cosmolet commands, skip codes, metrics, config keys ---------------------------------------
