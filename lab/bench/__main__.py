@@ -15,6 +15,7 @@ from typing import Any
 from lab.bench import plot
 from lab.bench.churn import churn, soak
 from lab.bench.coldstart import coldstart
+from lab.bench.economy import economy
 from lab.bench.fleet import fleet
 from lab.bench.footprint import footprint
 from lab.bench.scale import scale
@@ -77,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     fleeting.add_argument("--mode", choices=("hybrid", "numbered"), default="hybrid")
     fleeting.add_argument("--idle-seconds", type=float, default=10, help="idle CPU window")
     fleeting.add_argument("--changes", type=int, default=10, help="EndpointSlice changes counted")
+    saving = sub.add_parser(
+        "economy",
+        help="the fleet's switches per policy mix: FIB routes and next-hop groups",
+    )
+    saving.add_argument("--nodes", type=int, default=16, help="an even number, at least 2")
+    saving.add_argument("--services", type=int, default=1000)
+    saving.add_argument("--seed", type=int, default=23, help="where the pods land")
     sub.add_parser("all", help="every scenario, a table, and bench-results.json")
-    for command in (cold, withdraw, kube, foot, churning, soaking, scaling, fleeting):
+    for command in (cold, withdraw, kube, foot, churning, soaking, scaling, fleeting, saving):
         command.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -107,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         result = fleet(
             args.nodes, args.services, args.mode, args.json, args.idle_seconds, args.changes
         )
+    elif args.scenario == "economy":
+        result = economy(args.nodes, args.services, args.seed, quiet=args.json)
     elif args.scenario == "footprint":
         result = footprint(args.services, quiet=args.json)
     else:

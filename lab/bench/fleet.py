@@ -65,7 +65,7 @@ def fleet(
         fabric = build(lab, mode, nodes=nodes, racks=True, bfd=mode == "hybrid")
         cluster = Cluster(nodes, services)
         api = Api(lab, cluster.objects(), [ns.name for ns in fabric.nodes])
-        members = prepare_nodes(fabric, cluster, api.kubeconfig)
+        members = prepare_nodes(fabric, cluster.routes, api.kubeconfig)
         routes = sum(len(vips) for vips in cluster.routes.values())
         result: dict[str, Any] = {
             "nodes": nodes,

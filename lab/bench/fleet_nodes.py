@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -164,8 +165,16 @@ class Api:
         return json.loads(self.read(path))
 
     def patch_slice(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self._patch(
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{name}", patch
+        )
+
+    def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self._patch(f"/api/v1/namespaces/{namespace}/services/{name}", patch)
+
+    def _patch(self, path: str, patch: dict[str, Any]) -> None:
         request = urllib.request.Request(
-            f"{self.base}/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{name}",
+            self.base + path,
             data=json.dumps(patch).encode(),
             method="PATCH",
             headers={"Content-Type": "application/merge-patch+json"},
@@ -256,7 +265,19 @@ def set_addresses(ns: Namespace, vips: list[str], verb: str = "add") -> None:
     ns.ip("-batch", str(batch))
 
 
-def node_config(fabric: Fabric, node: int, link: NodeLink) -> dict[str, Any]:
+#: what the fleet's nodes advertise: the Services' load-balancer IPs, not their ClusterIPs
+LB_ONLY = {
+    "advertise": {
+        "clusterIP": {"enabled": False},
+        "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.18.0.0/15"]},
+    }
+}
+
+
+def node_config(
+    fabric: Fabric, node: int, link: NodeLink, services: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Node ``node``'s cosmolet config; ``services``: its ``services:`` section (``LB_ONLY``)."""
     bgp: dict[str, Any] = {"asn": 65001, "routerId": f"10.255.1.{node}"}
     if fabric.mode == "hybrid":
         bgp["interfaces"] = [link.node_port]
@@ -271,24 +292,26 @@ def node_config(fabric: Fabric, node: int, link: NodeLink) -> dict[str, Any]:
         "mode": fabric.mode,
         "nodeName": f"node{node}",
         "bgp": bgp,
-        "services": {
-            "advertise": {
-                "clusterIP": {"enabled": False},
-                "loadBalancerIPs": {"enabled": True, "allowedCIDRs": ["198.18.0.0/15"]},
-            }
-        },
+        "services": LB_ONLY if services is None else services,
         "logging": {"level": "warning", "format": "json"},
     }
 
 
-def prepare_nodes(fabric: Fabric, cluster: Cluster, kubeconfig: Path) -> list[Node]:
-    """Each node's service addresses, its return route to the client, and (hybrid) zebra and
-    bfdd running; cosmolet configured but not started."""
+def prepare_nodes(
+    fabric: Fabric,
+    routes: Mapping[int, list[str]],
+    kubeconfig: Path,
+    services: dict[str, Any] | None = None,
+) -> list[Node]:
+    """Each node's service addresses (``routes``: node -> what it advertises, held on its
+    loopback), its return route to the client, and (hybrid) zebra and bfdd running; cosmolet
+    configured (``services``: see ``node_config``) but not started."""
     nodes = []
     for link in fabric.links:
         ns = fabric.nodes[link.node - 1]
-        set_addresses(ns, cluster.routes[link.node])
-        config = node_config(fabric, link.node, link)
+        if routes.get(link.node):
+            set_addresses(ns, routes[link.node])
+        config = node_config(fabric, link.node, link, services)
         agent = Cosmolet(ns, fabric.lab.workdir / f"node{link.node}", config, kubeconfig)
         rendered = None
         if fabric.mode == "hybrid":
