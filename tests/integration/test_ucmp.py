@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any
-
-from kubernetes import client, config
 
 from lab import ucmp
+from lab.demo import Story
 from lab.fabric import Fabric, wait_established
-from lab.kube_client import put_endpoints
 from lab.netns import wait_for
 from lab.node import Cosmolet
 
@@ -33,36 +30,9 @@ NODE_PORTS = {"eth1": "node1", "eth2": "node2", "eth3": "node3"}
 SPLIT_3_TO_1 = (2.2, 4.0)
 
 
-class Cluster:
-    """The Services and EndpointSlices of the test, through the lab API server."""
-
-    def __init__(self, fabric: Fabric) -> None:
-        api = config.new_client_from_config(config_file=str(fabric.kubeconfig))
-        self.core = client.CoreV1Api(api)
-        self.discovery = client.DiscoveryV1Api(api)
-
-    def service(self, name: str, ips: list[str], **spec: Any) -> None:
-        body: Any = {
-            "metadata": {"name": name},
-            "spec": {"clusterIP": ips[0], "clusterIPs": ips, **spec},
-        }
-        self.core.create_namespaced_service("default", body)
-
-    def endpoints(self, name: str, counts: dict[str, int], ipv6: bool = False) -> None:
-        """``counts[node]`` ready endpoints on each node, in an IPv4 slice (and an IPv6 one)."""
-        families = [("IPv4", "10.244.{}.{}")] + [("IPv6", "fd00:244:{}::{}")] * ipv6
-        for family, pattern in families:
-            endpoints = [
-                {
-                    "addresses": [pattern.format(node[-1], index)],
-                    "nodeName": node,
-                    "conditions": {"ready": True},
-                }
-                for node, count in counts.items()
-                for index in range(1, count + 1)
-            ]
-            slice_name = f"{name}-{family.lower()}"
-            put_endpoints(self.discovery, name, endpoints, slice_name, address_type=family)
+def on(counts: dict[str, int]) -> list[str]:
+    """``{"node1": 3, "node2": 1}`` as ``Story.endpoints`` takes it: a node per endpoint."""
+    return [node for node, count in counts.items() for _ in range(count)]
 
 
 def leaf_weights(fabric: Fabric, leaf: int, prefix: str) -> dict[str, int]:
@@ -93,18 +63,19 @@ def wait_weighted(fabric: Fabric, prefix: str, expected: dict[str, int], timeout
 def test_local_routes_are_weighted_by_endpoints_on_leaves_spine_and_in_the_hash() -> None:
     with ucmp.running(nodes=3) as fabric:
         wait_established(fabric)
-        cluster = Cluster(fabric)
+        assert fabric.kubeconfig is not None
+        cluster = Story(fabric.kubeconfig)
         cluster.service("local", ["10.96.0.12"], type="LoadBalancer", externalTrafficPolicy="Local")
         cluster.core.patch_namespaced_service_status(
             "local", "default", {"status": {"loadBalancer": {"ingress": [{"ip": LB}]}}}
         )
-        cluster.endpoints("local", {"node1": 3, "node2": 1})
+        cluster.endpoints("local", *on({"node1": 3, "node2": 1}))
         cluster.service(
             "itp", [ITP4, ITP6], ipFamilyPolicy="RequireDualStack", internalTrafficPolicy="Local"
         )
-        cluster.endpoints("itp", {"node1": 3, "node2": 1}, ipv6=True)
+        cluster.endpoints("itp", *on({"node1": 3, "node2": 1}), ipv6=True)
         cluster.service("web", [WEB])
-        cluster.endpoints("web", {"node1": 3, "node2": 1, "node3": 1})
+        cluster.endpoints("web", *on({"node1": 3, "node2": 1, "node3": 1}))
 
         # The leaves' FIB: 3 endpoints to 1 -> weights 75/25 (FRR scales them to 100).
         for prefix in (LB, ITP4, ITP6):
@@ -138,7 +109,7 @@ def test_local_routes_are_weighted_by_endpoints_on_leaves_spine_and_in_the_hash(
 
         # node2 goes to 3 endpoints: re-weighted 1:1 as an attribute change. Sampled for 2 s
         # and until the FIB shows 1:1, node2's path is at every sample in leaf1's RIB and FIB.
-        cluster.endpoints("local", {"node1": 3, "node2": 3})
+        cluster.endpoints("local", *on({"node1": 3, "node2": 3}))
         samples: list[tuple[int | None, int | None]] = []
         started, took = time.monotonic(), None
         while took is None or time.monotonic() - started < 2:
@@ -155,7 +126,7 @@ def test_local_routes_are_weighted_by_endpoints_on_leaves_spine_and_in_the_hash(
 
         # The spine weights the leaves by what is behind them: node3 (6 endpoints) loses its
         # link to leaf1, so leaf1 has 3 + 3 and leaf2 3 + 3 + 6 endpoints.
-        cluster.endpoints("local", {"node1": 3, "node2": 3, "node3": 6})
+        cluster.endpoints("local", *on({"node1": 3, "node2": 3, "node3": 6}))
         wait_weighted(fabric, LB, {"node1": 25, "node2": 25, "node3": 50}, 20)
         fabric.nodes[2].ip("link", "set", "dev", "eth1", "down")
         wait_for(
