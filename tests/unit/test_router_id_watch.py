@@ -9,11 +9,13 @@ from pathlib import Path
 
 import msgspec
 
+from cosmolet.agent.inputs import AddressesChanged
 from cosmolet.agent.peering import Peering
 from cosmolet.config.schema import validate
 from cosmolet.engine.peers import ResolvedPeers
 from cosmolet.engine.router_ids import Collision, NodeIdentity
 from cosmolet.kube.router_ids import CollisionWatch, identities
+from tests.unit.test_agent_peering import ADDRESSES, listed, make
 
 
 class Looks:
@@ -118,3 +120,23 @@ def test_peering_shows_a_collision_for_the_id_in_force_and_forgets_it_when_that_
     assert len(peering.resolved.problems) == 1
     peering.set_collisions("10.9.9.9", [])
     assert not peering.resolved.problems
+
+
+def test_a_collision_is_dropped_when_the_reconciler_resolves_another_router_id(
+    tmp_path: Path,
+) -> None:
+    """The agent's own path: the Node's annotation moves our id; a collision found for the old
+    one is no longer shown."""
+    agent, _, _ = make(tmp_path)
+    agent.config = agent.neighbors.config = agent.config.model_copy(
+        update={"bgp": agent.config.bgp.model_copy(update={"router_id": None})}
+    )
+    agent.handle_batch([AddressesChanged(ADDRESSES)])
+    agent.handle_batch(listed(agent, {}, **{"cosmolet.io/router-id": "10.9.9.9"}))
+    peering = agent.neighbors
+    assert peering.resolved is not None and peering.resolved.router_id == "10.9.9.9"
+    peering.set_collisions("10.9.9.9", [Collision("node2", "10.9.9.9", "InternalIP 10.9.9.9")])
+    assert [p.path for p in peering.resolved.problems] == ["bgp.routerId"]
+    agent.handle_batch(listed(agent, {}, **{"cosmolet.io/router-id": "10.8.8.8"}))
+    assert peering.resolved.router_id == "10.8.8.8"
+    assert not peering.resolved.problems and not peering.collisions
