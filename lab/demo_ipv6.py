@@ -38,6 +38,7 @@ from lab.ipv6_only import (
     node_object,
     remote_router_ids,
 )
+from lab.kube_client import put_endpoints
 from lab.netns import Lab
 from lab.node import http_get
 from lab.pod import Image
@@ -135,8 +136,6 @@ class Ipv6Demo(Demo):
         return all(self.where(p)["leaf1"] == nodes for p in (V6, DUAL4))
 
     def local_endpoint(self, node: str) -> None:
-        from lab.kube_client import put_endpoints
-
         endpoints = [
             {"addresses": ["fd00:244:1::7"], "nodeName": node, "conditions": {"ready": True}}
         ]

@@ -302,18 +302,14 @@ def _has_router(node: Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def running(mode: str = "hybrid", ipv6_only: bool = False) -> Iterator[Fabric]:
-    """The whole fabric, API server included, torn down on exit (and on failure).
-    ``ipv6_only``: the nodes have no IPv4 address and reach the API server at ``[::1]``."""
-    host = "::1" if ipv6_only else "127.0.0.1"
+def running(mode: str = "hybrid") -> Iterator[Fabric]:
+    """The whole fabric, API server included, torn down on exit (and on failure)."""
     with Lab() as lab:
-        fabric = build(lab, mode, ipv6_only=ipv6_only)
+        fabric = build(lab, mode)
         store = apiserver.Store()
-        nodes = [n.name for n in fabric.nodes]
-        with apiserver.serving(host=host, netns=nodes, store=store) as (_, port):
+        with apiserver.serving(netns=[n.name for n in fabric.nodes], store=store) as (_, port):
             kubeconfig = lab.workdir / "kubeconfig"
-            url_host = f"[{host}]" if ipv6_only else host
-            apiserver.write_kubeconfig(kubeconfig, f"http://{url_host}:{port}")
+            apiserver.write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
             fabric.kubeconfig, fabric.api_port = kubeconfig, port
             start_nodes(fabric, kubeconfig)
             yield fabric

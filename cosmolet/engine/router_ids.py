@@ -38,15 +38,18 @@ def derive(data: bytes) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(1 + int.from_bytes(digest[:8], "big") % _SPAN)
 
 
-def derived_router_id(node_ip: str, node_name: str) -> tuple[str, str] | None:
+def derived_router_id(
+    node_ip: str, node_name: str, address_is: str = "NODE_IP"
+) -> tuple[str, str] | None:
     """The derived router id and where it comes from: from ``node_ip`` when it is an IPv6
-    address, else from ``node_name``; ``None`` when neither is there."""
+    address (``address_is`` says what that address is), else from ``node_name``; ``None`` when
+    neither is there."""
     try:
         address = ipaddress.ip_address(node_ip.strip())
     except ValueError:
         address = None
     if isinstance(address, ipaddress.IPv6Address):
-        return str(derive(address.packed)), f"derived from NODE_IP {address}"
+        return str(derive(address.packed)), f"derived from {address_is} {address}"
     if node_name:
         return str(derive(node_name.encode())), f"derived from node name {node_name}"
     return None
@@ -80,15 +83,12 @@ def visible_router_id(node: NodeIdentity) -> tuple[str, str]:
         if found is not None:
             return found, f"Node annotation {ROUTER_ID_ANNOTATION}"
     first = node.internal_ips[0] if node.internal_ips else ""
-    try:
-        address = ipaddress.ip_address(first.strip())
-    except ValueError:
-        address = None
-    if isinstance(address, ipaddress.IPv4Address) and not address.is_unspecified:
-        return str(address), f"InternalIP {address}"
-    if isinstance(address, ipaddress.IPv6Address):
-        return str(derive(address.packed)), f"derived from InternalIP {address}"
-    return str(derive(node.name.encode())), f"derived from node name {node.name}"
+    found = ipv4_router_id(first)
+    if found is not None:
+        return found, f"InternalIP {found}"
+    derived = derived_router_id(first, node.name, "InternalIP")
+    assert derived is not None  # a Node has a name (``kube.router_ids`` skips one without)
+    return derived
 
 
 @dataclass(frozen=True)

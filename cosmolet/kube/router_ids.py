@@ -124,8 +124,8 @@ class CollisionWatch:
             return
         router_id, origin = ours
         if not origin.startswith("derived"):
+            # the operator's own numbering; a collision found for a derived id went with it
             self._looked = None
-            self.report(router_id, [])
             return
         last = self._looked
         if last is not None and last[0] == router_id and now - last[1] < self.interval:
