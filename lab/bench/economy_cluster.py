@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from lab.bench.fleet_objects import endpoint_slice, service_names
+
 MIXES = ("cluster", "local", "mixed", "aggregate")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 AGGREGATE = str(SERVICE_CIDR)
@@ -61,10 +63,7 @@ class Placement:
     def local(mix: str, index: int) -> bool:
         return mix == "local" or (mix in ("mixed", "aggregate") and index % LOCAL_EVERY == 0)
 
-    @staticmethod
-    def names(index: int) -> tuple[str, str]:
-        """(namespace, name) of Service ``index``."""
-        return f"ns-{index % 20}", f"svc-{index}"
+    names = staticmethod(service_names)
 
     def rack(self, node: int) -> int:
         return (node - 1) // self.rack_size + 1
@@ -134,25 +133,7 @@ class Placement:
         }
 
     def endpoint_slice(self, index: int) -> dict[str, Any]:
-        namespace, name = self.names(index)
-        return {
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-x1",
-                "namespace": namespace,
-                "labels": {"kubernetes.io/service-name": name},
-            },
-            "addressType": "IPv4",
-            "endpoints": [
-                {
-                    "addresses": [f"10.244.{node}.{index % 250 + 2}"],
-                    "nodeName": f"node{node}",
-                    "conditions": {"ready": True},
-                }
-                for node in self.pods[index]
-            ],
-            "ports": [{"port": 5000, "protocol": "UDP"}],
-        }
+        return endpoint_slice(index, ((node, True) for node in self.pods[index]))
 
     def objects(self, mix: str) -> list[dict[str, Any]]:
         return [

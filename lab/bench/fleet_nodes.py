@@ -31,6 +31,7 @@ from cosmolet.config.schema import validate
 from cosmolet.hybrid import frr_config
 from lab.apiserver import free_port
 from lab.bench.common import _state_file
+from lab.bench.fleet_objects import endpoint_slice, service_names
 from lab.fabric import CLIENT_V4, Fabric, NodeLink, numbered_addresses
 from lab.netns import FrrRouter, Lab, Namespace, wait_for
 from lab.node import Cosmolet
@@ -72,10 +73,7 @@ class Cluster:
                 found[node].append(self.vip(index))
         return found
 
-    @staticmethod
-    def names(index: int) -> tuple[str, str]:
-        """(namespace, name) of Service ``index``; its EndpointSlice is ``<name>-x1``."""
-        return f"ns-{index % 20}", f"svc-{index}"
+    names = staticmethod(service_names)
 
     def service(self, index: int) -> dict[str, Any]:
         namespace, name = self.names(index)
@@ -95,25 +93,7 @@ class Cluster:
 
     def endpoint_slice(self, index: int, ready: tuple[bool, bool] = (True, True)) -> dict[str, Any]:
         """Service ``index``'s EndpointSlice, its two endpoints ``ready`` or not."""
-        namespace, name = self.names(index)
-        return {
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-x1",
-                "namespace": namespace,
-                "labels": {"kubernetes.io/service-name": name},
-            },
-            "addressType": "IPv4",
-            "endpoints": [
-                {
-                    "addresses": [f"10.244.{node}.{index % 250 + 2}"],
-                    "nodeName": f"node{node}",
-                    "conditions": {"ready": up},
-                }
-                for node, up in zip(self.endpoint_nodes(index), ready, strict=True)
-            ],
-            "ports": [{"port": 5000, "protocol": "UDP"}],
-        }
+        return endpoint_slice(index, zip(self.endpoint_nodes(index), ready, strict=True))
 
     def objects(self) -> list[dict[str, Any]]:
         return [
