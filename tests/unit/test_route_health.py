@@ -12,10 +12,10 @@ from hypothesis import given, settings
 
 from cosmolet.config.schema import validate
 from cosmolet.engine.builder import PlanBuilder
+from cosmolet.engine.endpoints import endpoint_state
 from cosmolet.engine.model import HEALTH, UNHEALTHY, Family, Plan, SkipCode, health_of
 from cosmolet.engine.objects import EndpointSlice, decode_object
 from cosmolet.engine.plan import plan_from_documents
-from cosmolet.engine.endpoints import endpoint_state
 from tests.factories import config_dict, endpoint, family_slices, service, slice_
 from tests.unit.test_route_properties import CONFIG, clusters
 
