@@ -38,7 +38,9 @@ from cosmolet.engine.policy import Policy, node_skip
 from cosmolet.engine.rules import evaluate_service
 
 #: Skips that mean a Service asked for something the policy forbids: logged and counted as they
-#: appear (once per Service and reason), not just shown in the skipped gauge. A kind turned off
+#: appear (once per Service and reason), not just shown in the skipped gauge, and posted as an
+#: Event on the Service (an ``ipMode: Proxy`` ingress included: its owner asked for an address
+#: the node must not attract traffic for). A kind turned off
 #: (load-balancer IPs, by default) is the operator's choice, not a Service's fault: not here.
 REFUSALS = frozenset(
     {
@@ -46,6 +48,7 @@ REFUSALS = frozenset(
         SkipCode.BAD_ADDRESS,
         SkipCode.BAD_ANNOTATION,
         SkipCode.MAX_ROUTES,
+        SkipCode.LB_IP_MODE_PROXY,
     }
 )
 MAX_PENDING_REFUSALS = 1000

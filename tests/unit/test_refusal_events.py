@@ -47,3 +47,18 @@ def test_max_routes_goes_on_the_node(tmp_path: Path) -> None:
     agent.handle_batch(cluster(agent, "10.96.0.1", "10.96.0.2"))
     assert [(e.service, e.kind, e.type) for e in events] == [("node1", "Node", "Warning")]
     assert "services.maxRoutes is 1" in events[0].message
+
+
+def test_an_ip_mode_proxy_ingress_is_posted_on_its_service(tmp_path: Path) -> None:
+    lb = {"enabled": True, "allowedCIDRs": ["198.51.100.0/24"]}
+    agent, events = agent_recording(tmp_path, advertise={"loadBalancerIPs": lb})
+    proxied = service(
+        "lb", type="LoadBalancer", lb_ips=["198.51.100.2"], lb_ip_modes={"198.51.100.2": "Proxy"}
+    )
+    agent.handle_batch(cluster(agent, objects=[proxied, slice_("lb")]))
+    agent.handle_batch(cluster(agent, objects=[proxied, slice_("lb")]))
+    assert [(e.service, e.reason, e.type) for e in events] == [
+        ("default/lb", "NotAdvertised", "Warning")
+    ]
+    assert "198.51.100.2: ipMode Proxy" in events[0].message
+    assert "(lb-ip-mode-proxy)" in events[0].message
