@@ -109,7 +109,7 @@ def converge(
             raise TimeoutError("the fleet did not converge in 15 minutes")
         if spine_s is None and spine_complete(fabric, spine):
             spine_s = time.monotonic() - started
-        up, complete = leaves_progress(fabric, cluster, members)
+        up, complete = leaves_progress(fabric, cluster.routes, members)
         if sessions_s is None and up:
             sessions_s = time.monotonic() - started
         if leaves_s is None and complete:

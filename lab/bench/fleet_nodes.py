@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -334,16 +334,18 @@ def fresh_routes(router: FrrRouter, peer: str) -> int:
     return sum(1 for paths in routes.values() for path in paths if not path.get("stale"))
 
 
-def leaves_progress(fabric: Fabric, cluster: Cluster, nodes: list[Node]) -> tuple[bool, bool]:
-    """(every node's session is up at its leaf, and every one of its routes is there too)."""
+def leaves_progress(
+    fabric: Fabric, routes: Mapping[int, Collection[str]], nodes: list[Node]
+) -> tuple[bool, bool]:
+    """(every node's session is up at its leaf, and every one of its ``routes`` is there too)."""
     summaries = [peers(fabric.routers[f"leaf{leaf}"]) for leaf in (1, 2)]
     found = [summaries[n.link.leaf - 1].get(n.leaf_peer(fabric.mode), {}) for n in nodes]
     up = all(peer.get("state") == "Established" for peer in found)
-    routes = all(
-        peer.get("pfxRcd") == len(cluster.routes[node.index])
+    complete = all(
+        peer.get("pfxRcd") == len(routes[node.index])
         for node, peer in zip(nodes, found, strict=True)
     )
-    return up, up and routes
+    return up, up and complete
 
 
 def spine_expected(cluster: Cluster, nodes: list[Node]) -> dict[str, int]:
