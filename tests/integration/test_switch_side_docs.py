@@ -166,9 +166,12 @@ def test_unnumbered_leaf_block(lab: Lab, bfdd_first: bool) -> None:
     # restart) and bfdd stopping next changes nothing. When bfdd stops first, FRR 8.4's leaf
     # takes it as BFD down, sends Cease/BFD Down (6/10) and drops the routes at once.
     if bfdd_first:
+        # The leaf acts on BFD down within the detect time (3 x 300 ms): the agent is stopped
+        # after that, as a pod whose sidecar dies first would be; stopping it at once raced the
+        # detection on a loaded machine (the session closing first leaves the routes stale).
         sidecar.stop("bfdd")
-        agent.stop()
         wait_for(lambda: not paths_from(router, WEB, "fe80"), 15, what="routes dropped")
+        agent.stop()
         assert "6/10 (Cease/BFD Down)" in (router.directory / "bgpd.log").read_text()
         return
     assert agent.stop() == 0
