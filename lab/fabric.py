@@ -302,10 +302,10 @@ def _has_router(node: Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def running(mode: str = "hybrid") -> Iterator[Fabric]:
+def running(mode: str = "hybrid", nodes: int = 2) -> Iterator[Fabric]:
     """The whole fabric, API server included, torn down on exit (and on failure)."""
     with Lab() as lab:
-        fabric = build(lab, mode)
+        fabric = build(lab, mode, nodes=nodes)
         store = apiserver.Store()
         with apiserver.serving(netns=[n.name for n in fabric.nodes], store=store) as (_, port):
             kubeconfig = lab.workdir / "kubeconfig"

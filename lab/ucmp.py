@@ -22,9 +22,9 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from lab import apiserver
-from lab.fabric import Fabric, build, start_nodes
-from lab.netns import FrrRouter, Lab, Namespace
+from lab.fabric import Fabric
+from lab.fabric import running as fabric_running
+from lab.netns import FrrRouter, Namespace
 
 #: The UDP port the flow test sends to (nothing else in the lab listens on it).
 FLOW_PORT = 9909
@@ -169,13 +169,6 @@ def describe(weights: Mapping[str, int]) -> str:
 def running(nodes: int = 3) -> Iterator[Fabric]:
     """The reference fabric (hybrid, each node on both leaves) with ``nodes`` nodes, the lab API
     server, cosmolet on every node, and L4 hashing on the switches; removed on exit."""
-    with Lab() as lab:
-        fabric = build(lab, "hybrid", nodes=nodes)
+    with fabric_running("hybrid", nodes=nodes) as fabric:
         hash_by_ports(fabric.spine, *fabric.leaves)
-        netns = [ns.name for ns in fabric.nodes]
-        with apiserver.serving(netns=netns, store=apiserver.Store()) as (_, port):
-            kubeconfig = lab.workdir / "kubeconfig"
-            apiserver.write_kubeconfig(kubeconfig, f"http://127.0.0.1:{port}")
-            fabric.kubeconfig, fabric.api_port = kubeconfig, port
-            start_nodes(fabric, kubeconfig)
-            yield fabric
+        yield fabric
