@@ -95,10 +95,15 @@ def judge(status: int, body: bytes) -> Probe:
     return Probe(True, "HTTP 200" if lag < 1 else f"HTTP 200, rules updated {lag:.0f} s ago")
 
 
+#: No proxy, whatever ``http_proxy``/``HTTP_PROXY`` say: a pod given a proxy for its egress
+#: must still ask its own node's service proxy, not the HTTP proxy, how its rules are.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def fetch(url: str, timeout: float) -> Probe:
     """GET ``url`` and judge the answer; every failure becomes a failed ``Probe``."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with _OPENER.open(url, timeout=timeout) as response:
             return judge(response.status, response.read(MAX_BODY))
     except urllib.error.HTTPError as error:
         try:

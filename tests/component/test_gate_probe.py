@@ -4,7 +4,10 @@ server that never answers, one that answers garbage, one that resets."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,3 +88,31 @@ def test_silence_garbage_and_resets_are_failed_probes_not_exceptions() -> None:
             probe = fetch(f"http://127.0.0.1:{port}/healthz", 1.0)
             assert not probe.ok and probe.detail.startswith("bad answer: "), reply.__name__
             assert probe.detail.isprintable()
+
+
+def test_a_proxy_in_the_environment_is_not_used(tmp_path: Path) -> None:
+    """A pod with ``http_proxy`` set probes its node's service proxy directly. Run in a fresh
+    interpreter: urllib reads the proxy variables once, when its first opener is built."""
+    port = free_port()
+    state = tmp_path / "state"
+    threading.Thread(target=serve, args=(port, state), daemon=True).start()
+    from lab.netns import wait_for
+
+    wait_for(state.with_suffix(".listening").exists, 5)
+    bogus = f"http://127.0.0.1:{free_port()}"  # nothing listens: a proxied probe is refused
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy")}
+    env.update(http_proxy=bogus, HTTP_PROXY=bogus, https_proxy=bogus, HTTPS_PROXY=bogus)
+    code = (
+        "import sys; from cosmolet.agent.gate_probe import fetch; "
+        f"probe = fetch('http://127.0.0.1:{port}/healthz', 1.0); "
+        "print(probe.detail); sys.exit(0 if probe.ok else 1)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
