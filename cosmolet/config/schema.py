@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -111,13 +112,38 @@ class DataplaneGate(_Model):
         value = value.strip()
         if value.lower() == "none":
             return "none"
-        scheme, _, rest = value.partition("://")
-        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+        problem = health_url_problem(value)
+        if problem is not None:
             raise ValueError(
-                f"expected none or an http(s) URL such as http://127.0.0.1:10256/healthz, "
-                f"got {value!r}"
+                f"expected none or an http(s) URL such as "
+                f"http://127.0.0.1:10256/healthz, got {value!r}: {problem}"
             )
         return value
+
+
+def health_url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable for the probe, or ``None``: checked here because a URL that
+    only the HTTP client rejects (``http.client.InvalidURL``) would keep the gate waiting, or
+    failing, forever with nothing said at start."""
+    if any(not c.isprintable() or c.isspace() for c in url):
+        return "it contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        if parts.netloc.count(":") > 1 and "[" not in parts.netloc:
+            return "an IPv6 address goes in brackets, e.g. http://[::1]:10256/healthz"
+        port = parts.port
+    except ValueError as error:  # a port not a number or out of range, bad brackets
+        return str(error)
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the scheme must be http or https"
+    host = parts.hostname
+    if not host:
+        return "it names no host"
+    if port == 0:
+        return "port 0 cannot be connected to"
+    if parts.netloc.endswith(":"):
+        return "a colon with no port after it"
+    return None
 
 
 class NodePolicy(_Model):

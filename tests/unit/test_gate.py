@@ -138,6 +138,36 @@ def test_the_url_must_be_none_or_http() -> None:
     assert gated.node.dataplane_gate.url == URL
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:10256x/healthz", "could not be cast to integer"),
+        ("http://127.0.0.1:70000/healthz", "out of range"),
+        ("http://127.0.0.1:0/healthz", "port 0 cannot be connected to"),
+        ("http://127.0.0.1:/healthz", "a colon with no port"),
+        ("http://fd00::1/healthz", "goes in brackets"),
+        ("http://[fd00::1/healthz", "Invalid IPv6 URL"),
+        ("http://[node]:10256/healthz", "not appear to be an IPv4 or IPv6 address"),
+        ("ftp://127.0.0.1/healthz", "http or https"),
+        ("http:///healthz", "names no host"),
+        ("http://127.0.0.1:10256/health z", "whitespace"),
+    ],
+)
+def test_a_url_the_http_client_would_refuse_is_a_config_error(url: str, problem: str) -> None:
+    """Else the gate would wait forever on ``http.client.InvalidURL``."""
+    with pytest.raises(ConfigError, match=r"node\.dataplaneGate\.url") as raised:
+        validate({**config_dict(), "node": {"dataplaneGate": {"url": url}}})
+    assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[fd00::1]:10256/healthz", "https://localhost/healthz", "http://10.0.0.1/"]
+)
+def test_good_urls_pass(url: str) -> None:
+    gated = validate({**config_dict(), "node": {"dataplaneGate": {"url": url}}})
+    assert gated.node.dataplane_gate.url == url
+
+
 def gated_agent(tmp_path: Path, **gate: object) -> tuple[Reconciler, io.StringIO]:
     cfg = validate(
         {
