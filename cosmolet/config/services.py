@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from cosmolet.config.base import Model as _Model
 from cosmolet.config.fields import Int, Number
@@ -109,14 +109,15 @@ class WeightedEcmp(_Model):
     link-bandwidth extended community, ``mbpsPerEndpoint`` times the node's usable endpoints for
     that address's family, so the switch splits traffic in the ratio of the endpoints.
 
-    Switches use only the ratios. The value travels in bytes per second and ExaBGP refuses one
-    of 2**32 or more (34,359 Mbit/s): the default 1 Mbit/s per endpoint keeps 34,359 endpoints
-    on a node (or summed behind a leaf) apart, and a switch shows a node's endpoints as its
-    Mbit/s. Above the cap the value saturates (``cosmolet/engine/weights.py``).
+    Switches use only the ratios. The value travels in bytes per second in 32 bits: ExaBGP
+    refuses one of 2**32 or more (34,359 Mbit/s) and FRR's ``cumulative`` sum at a leaf wraps
+    past it. The default 1 Mbit/s per endpoint keeps 34,359 endpoints of one Service on a node,
+    or summed behind one leaf, apart, and a switch shows a node's endpoints as its Mbit/s; the
+    largest unit, 10, keeps 3,435 (``cosmolet/engine/weights.py``).
     """
 
     enabled: bool = True
-    mbps_per_endpoint: Number = Field(default=1.0, ge=0.001, le=10_000)
+    mbps_per_endpoint: Number = Field(default=1.0, ge=0.001, le=10)
 
 
 class WithdrawBrake(_Model):
@@ -138,6 +139,30 @@ class Services(_Model):
     health_hold: HealthHold = HealthHold()
     weighted_ecmp: WeightedEcmp = WeightedEcmp()
     withdraw_brake: WithdrawBrake | None = None
+
+    @model_validator(mode="after")
+    def _aggregate_selects_all(self) -> Services:
+        """An aggregate carries every ClusterIP inside it to the fabric, those of Services the
+        selection leaves out too (the node's proxy forwards them all): it cannot be combined
+        with a selection, which it would silently override."""
+        chosen = [
+            key
+            for key, value in (
+                ("namespaces", self.namespaces),
+                ("excludeNamespaces", self.exclude_namespaces),
+                ("labelSelector", self.label_selector),
+                ("optIn", self.opt_in),
+            )
+            if value
+        ]
+        if self.advertise.cluster_ip.aggregate and chosen:
+            raise ValueError(
+                "advertise.clusterIP.aggregate cannot be combined with "
+                + ", ".join(f"services.{key}" for key in chosen)
+                + ": the aggregate attracts traffic for every ClusterIP inside it, those of "
+                "Services the selection leaves out too; drop the selection or the aggregate"
+            )
+        return self
 
     @field_validator("label_selector")
     @classmethod

@@ -8,8 +8,10 @@ weight N`` in the ratio of the values; it uses nothing but the ratios) splits in
 The community holds an IEEE float of bytes per second, but ExaBGP 5.0.15 reads the value as an
 integer (a ``.`` makes its parser take it for an IPv4 address) and refuses one above 2**32 - 1:
 the value is rounded to whole bytes and capped there. With the default 1 Mbit/s per endpoint
-(125,000 bytes/s) that is 34,359 endpoints on one node, and as many behind a leaf re-advertising
-the sum (``set extcommunity bandwidth cumulative``); past it the ratio saturates, never fails.
+(125,000 bytes/s) that is 34,359 endpoints on one node; past it the node's value saturates,
+never fails. A leaf re-advertising the sum (``set extcommunity bandwidth cumulative``) keeps it
+in 32 bits too and wraps past it (FRR), so the unit is at most 10 Mbit/s (3,435 endpoints of
+one Service behind one leaf).
 """
 
 from __future__ import annotations

@@ -160,6 +160,29 @@ def test_config_errors_name_the_aggregate(cluster_ip: dict[str, Any], message: s
         validate(config_dict(advertise={"clusterIP": {"enabled": True, **cluster_ip}}))
 
 
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {"excludeNamespaces": ["kube-system"]},
+        {"namespaces": ["web"]},
+        {"labelSelector": "tier=web"},
+        {"optIn": True},
+    ],
+)
+def test_an_aggregate_cannot_be_combined_with_a_selection(selection: dict[str, Any]) -> None:
+    """The aggregate would carry the left-out Services' ClusterIPs to the fabric anyway."""
+    key = next(iter(selection))
+    cluster_ip = {"enabled": True, "aggregate": ["10.96.0.0/16"]}
+    with pytest.raises(ConfigError, match=rf"aggregate cannot be combined with services.{key}"):
+        validate(config_dict(advertise={"clusterIP": cluster_ip}, **selection))
+    validate(config_dict(**selection))
+
+
+def test_the_unit_per_endpoint_stays_where_a_leafs_sum_fits_32_bits() -> None:
+    with pytest.raises(ConfigError, match="mbpsPerEndpoint"):
+        validate(config_dict(weightedEcmp={"mbpsPerEndpoint": 11}))
+
+
 IPS = ["10.96.0.1", "10.96.0.2", "10.96.0.3", "10.96.7.7", "fd00:96::1", "fd00:96::2"]
 
 

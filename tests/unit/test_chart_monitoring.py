@@ -150,3 +150,12 @@ def test_the_dashboard_configmap_carries_the_sidecar_label() -> None:
     (dashboard,) = [c for c in by_kind(labelled, "ConfigMap") if "cosmolet.json" in c["data"]]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "cosmolet"
     assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Network"}
+
+
+def test_notes_say_the_data_plane_gate_waits_for_kube_proxy() -> None:
+    def notes(*args: str) -> str:
+        text = helm("install", "--dry-run", "cosmolet", str(CHART), *args).stdout
+        return text.split("NOTES:", 1)[1]
+
+    assert "http://127.0.0.1:10256/healthz on the node) answers 200" in notes()
+    assert "dataplaneGate" not in notes("--set", "config.node.dataplaneGate.url=none")
