@@ -8,6 +8,12 @@ it has, a failure that lasts ``failAfterSeconds`` (measured from the first faile
 every route, and the next pass re-announces them. A single failed probe never withdraws: a proxy
 restart, or one slow answer, is not worth a fabric-wide reconvergence.
 
+A restarted agent (ExaBGP respawns it after a kill or an OOM) whose journal lists routes starts
+the gate as having passed (``passed``): those routes are out there already, in ExaBGP, and a
+gate that waited for a pass before sending the first plan would leave them there for as long as
+the proxy stayed broken. So the first plan goes out as without a gate, and a failure that lasts
+``failAfterSeconds`` withdraws everything, as after any pass.
+
 Pure and clock-free: the poller (``cosmolet.agent.gate_probe``) passes each probe's result and
 its monotonic time; the reconciler is told only when ``allows`` changes. Thread-safe: the poller
 writes, the HTTP threads read ``view()``.
@@ -53,11 +59,12 @@ class GateView:
 
 
 class Gate:
-    def __init__(self, url: str, fail_after_seconds: float) -> None:
+    def __init__(self, url: str, fail_after_seconds: float, *, passed: bool = False) -> None:
         self.url = url
         self.fail_after = fail_after_seconds
         self._lock = threading.Lock()
-        self._view = GateView(url, GateState.WAITING, False, None, None, None, 0)
+        state = GateState.OPEN if passed else GateState.WAITING
+        self._view = GateView(url, state, passed, None, None, None, 0)
 
     def observe(self, probe: Probe, now: float) -> bool | None:
         """Record a probe's result; returns the new ``allows`` when it changed, else ``None``."""

@@ -27,15 +27,19 @@ log = logs.get("cosmolet.agent")
 
 
 class Guards:
-    def __init__(self, config: Config, state: ClusterState) -> None:
+    def __init__(self, config: Config, state: ClusterState, *, restored: bool = False) -> None:
+        """``restored``: the journal listed routes a previous agent announced, so the gate
+        starts as having passed (``cosmolet.agent.gate``)."""
         self.node_name = config.node_name
         self.state = state
         gate = config.node.dataplane_gate
-        self.gate = None if gate.url == "none" else Gate(gate.url, gate.fail_after_seconds)
+        self.gate = (
+            None if gate.url == "none" else Gate(gate.url, gate.fail_after_seconds, passed=restored)
+        )
         brake = config.services.withdraw_brake
         self.brake = None if brake is None else Brake(brake)
         #: the gate has passed once (always, without a gate): routes may be announced
-        self.gate_passed = self.gate is None
+        self.gate_passed = self.gate is None or restored
         self.gate_closed = False
         #: told of each engagement (the Kubernetes Event on the Node)
         self.on_brake: Callable[[Engaged], None] | None = None

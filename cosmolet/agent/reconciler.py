@@ -89,7 +89,9 @@ class Reconciler(ReconcilerView):
         self.neighbors = Peering(config, self.agent_command)  # this node's ExaBGP neighbors
         self.speaker = Speaker(self.neighbors.sessions(sessions), enabled=config.bgp.enabled)
         self.hold = RiseHold(config.services.health_hold.rise_seconds)
-        self.guards = Guards(config, self.state)  # the data-plane gate, the withdraw brake
+        stale = journal.load()
+        # the data-plane gate, the withdraw brake
+        self.guards = Guards(config, self.state, restored=bool(stale))
         self.out = out
         self.journal = journal
         #: ExaBGP's answers to match, when it sends them (``exabgp.api.ack``; set by the wiring)
@@ -109,7 +111,6 @@ class Reconciler(ReconcilerView):
         self.stuck = StuckPeers(config.bgp.hold_time, self.started)
         self._peer_asns_path = RuntimePaths(config.runtime_dir).root / peer_asns.FILE
         self.speaker.remember_asns(peer_asns.load(self._peer_asns_path))
-        stale = journal.load()
         if stale:
             log.info("restoring prefixes a previous agent may have announced", count=len(stale))
             self.speaker.restore(stale)
@@ -237,7 +238,9 @@ class Reconciler(ReconcilerView):
         if self.draining or not self.guards.gate_passed:
             return  # nothing is announced before the data-plane gate first passes
         self.guards.assert_gate()
-        if not self.state.readiness.synced:  # the first list, still paging in
+        # The first list, still paging in; a closed gate withdraws everything whatever the list
+        # says, so its first plan (withdrawing what a previous agent left) need not wait for it.
+        if not self.state.readiness.synced and not self.guards.gate_closed:
             self._write(first_list.announce(self.state, self.speaker, self._dry))
             return
         started = self.clock()

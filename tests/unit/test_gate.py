@@ -245,3 +245,83 @@ def test_the_gate_and_the_api_loss_policy_share_the_withdraw_all_switch(tmp_path
     agent.handle_batch([GateChanged(True)])
     assert agent.state.builder.withdraw_all_reason == lost
     assert out.getvalue() == ""
+
+
+def test_a_gate_that_starts_as_passed_closes_after_failing_long_enough() -> None:
+    gate = Gate(URL, fail_after_seconds=3, passed=True)
+    assert gate.view().state is GateState.OPEN and gate.view().allows
+    assert gate.not_ready_reason(0.0) is None
+    assert gate.observe(FAIL, 0.0) is None
+    assert gate.view().state is GateState.FAILING
+    assert gate.observe(FAIL, 3.0) is False
+
+
+STALE = "10.96.0.9/32"  # what the killed agent had announced
+
+
+def restarted_agent(tmp_path: Path) -> tuple[Reconciler, io.StringIO, list[float]]:
+    """An agent ExaBGP respawned: its journal lists a route the previous one announced."""
+    (tmp_path / "j").write_text(f"+{STALE}\n")
+    cfg = validate(
+        {**config_dict(), "node": {"dataplaneGate": {"url": URL, "failAfterSeconds": 3}}}
+    )
+    out = io.StringIO()
+    now = [100.0]
+    agent = Reconciler(cfg, sessions(cfg), out, Journal(tmp_path / "j"), clock=lambda: now[0])
+    agent.handle_batch([PeerEvent("192.0.2.0", PeerState.UP)])
+    return agent, out, now
+
+
+def probe(agent: Reconciler, now: list[float], result: Probe, at: float) -> None:
+    """What the poller does: observe, and queue ``GateChanged`` when ``allows`` changed."""
+    assert agent.guards.gate is not None
+    now[0] = at
+    changed = agent.guards.gate.observe(result, at)
+    if changed is not None:
+        agent.handle_batch([GateChanged(changed)])
+
+
+def test_a_restarted_agent_sends_its_first_plan_and_a_failing_proxy_withdraws_it(
+    tmp_path: Path,
+) -> None:
+    """The previous agent's routes are out there: the gate starts as passed, so the first plan
+    withdraws what is no longer wanted, and failing for failAfterSeconds withdraws the rest
+    (before, the gate stayed waiting and ExaBGP kept the old routes for ever)."""
+    agent, out, now = restarted_agent(tmp_path)
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
+    assert out.getvalue().splitlines() == [
+        "neighbor 192.0.2.0 announce attributes next-hop self nlri 10.96.0.1/32",
+        f"neighbor 192.0.2.0 withdraw attributes next-hop self nlri {STALE}",
+        "neighbor 192.0.2.0 announce eor ipv4 unicast",
+    ]
+    assert agent.ready() == (True, "ok")
+    out.truncate(0), out.seek(0)
+    probe(agent, now, FAIL, 101.0)
+    probe(agent, now, FAIL, 103.9)
+    assert out.getvalue() == ""
+    probe(agent, now, FAIL, 104.0)
+    assert out.getvalue().splitlines() == [
+        "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.1/32"
+    ]
+    assert "data-plane gate closed" in agent.ready()[1]
+
+
+def test_a_gate_closed_before_the_first_list_withdraws_what_the_previous_agent_left(
+    tmp_path: Path,
+) -> None:
+    """The first list has not come (the API server is slow): the closed gate's withdraw-all is
+    still the first plan, so the stale route goes, with the End-of-RIB."""
+    agent, out, now = restarted_agent(tmp_path)
+    for at in (101.0, 102.0, 104.0):
+        probe(agent, now, FAIL, at)
+    assert out.getvalue().splitlines() == [
+        f"neighbor 192.0.2.0 withdraw attributes next-hop self nlri {STALE}",
+        "neighbor 192.0.2.0 announce eor ipv4 unicast",
+    ]
+    # The proxy recovers and the list arrives: the plan goes out.
+    out.truncate(0), out.seek(0)
+    probe(agent, now, OK, 105.0)
+    agent.handle_batch(cluster(agent, "10.96.0.1"))
+    assert out.getvalue().splitlines() == [
+        "neighbor 192.0.2.0 announce attributes next-hop self nlri 10.96.0.1/32"
+    ]
