@@ -71,22 +71,33 @@ class NodeIdentity:
     name: str
     annotation: str | None  # cosmolet.io/router-id
     internal_ips: Sequence[str]  # status.addresses of type InternalIP, in order
+    external_ips: Sequence[str] = ()  # and of type ExternalIP
+
+    @property
+    def host_ip(self) -> tuple[str, str]:
+        """The address the kubelet gives as ``status.hostIP`` (that node's ``NODE_IP``), and
+        its type: the first InternalIP, else the first ExternalIP (``("", "")``: neither)."""
+        if self.internal_ips:
+            return self.internal_ips[0], "InternalIP"
+        if self.external_ips:
+            return self.external_ips[0], "ExternalIP"
+        return "", ""
 
 
 def visible_router_id(node: NodeIdentity) -> tuple[str, str]:
-    """Another node's router id as far as its Node object tells: the annotation, its first
-    InternalIP (``status.hostIP``, that node's ``NODE_IP``) when IPv4, else derived from it or
-    from the name. What only that node's config knows (``bgp.routerId``, a peer's IPv4
-    ``localAddress``) is not visible here."""
+    """Another node's router id as far as its Node object tells: the annotation, its
+    ``host_ip`` (that node's ``NODE_IP``) when IPv4, else derived from it or from the name, as
+    that node derives its own. What only that node's config knows (``bgp.routerId``, a peer's
+    IPv4 ``localAddress``) is not visible here."""
     if node.annotation is not None:
         found = ipv4_router_id(node.annotation)
         if found is not None:
             return found, f"Node annotation {ROUTER_ID_ANNOTATION}"
-    first = node.internal_ips[0] if node.internal_ips else ""
-    found = ipv4_router_id(first)
+    address, kind = node.host_ip
+    found = ipv4_router_id(address)
     if found is not None:
-        return found, f"InternalIP {found}"
-    derived = derived_router_id(first, node.name, "InternalIP")
+        return found, f"{kind} {found}"
+    derived = derived_router_id(address, node.name, kind)
     assert derived is not None  # a Node has a name (``kube.router_ids`` skips one without)
     return derived
 

@@ -24,9 +24,10 @@ def test_nodes_are_read_and_listed_over_https_at_ipv6_loopback(
         admin = client.CoreV1Api(config.new_client_from_config(config_file=str(api.kubeconfig)))
         for index, address in enumerate(["fd00:255::1", "fd00:255::2", "10.0.0.3"], 1):
             annotations = {"cosmolet.io/router-id": "10.9.9.9"} if index == 2 else {}
+            kind = "ExternalIP" if index == 3 else "InternalIP"
             body = {
                 "metadata": {"name": f"node{index}", "annotations": annotations},
-                "status": {"addresses": [{"type": "InternalIP", "address": address}]},
+                "status": {"addresses": [{"type": kind, "address": address}]},
             }
             admin.create_node(body)  # type: ignore[arg-type]  # the client takes dicts
         kubeconfig = str(api.kubeconfig)
@@ -36,5 +37,5 @@ def test_nodes_are_read_and_listed_over_https_at_ipv6_loopback(
     assert sorted(found, key=lambda n: n.name) == [
         NodeIdentity("node1", None, ("fd00:255::1",)),
         NodeIdentity("node2", "10.9.9.9", ("fd00:255::2",)),
-        NodeIdentity("node3", None, ("10.0.0.3",)),
+        NodeIdentity("node3", None, (), ("10.0.0.3",)),
     ]

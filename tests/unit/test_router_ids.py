@@ -134,3 +134,16 @@ def test_collisions_name_the_other_nodes_and_never_ourselves() -> None:
     twin = NodeIdentity("twin", None, ("fd00::1",))  # a copied address derives the same id
     assert [c.node for c in collisions("node1", ours, [twin])] == ["twin"]
     assert collisions("node1", ours, nodes[2:]) == []
+
+
+def test_a_node_without_internal_ip_is_seen_by_its_external_ip_as_its_host_ip_is() -> None:
+    """The kubelet's ``status.hostIP`` is the first InternalIP, else the first ExternalIP: that
+    node derives its id from its ExternalIP, so the check must too (not from its name)."""
+    ours, _ = derived_router_id("2001:db8::7", "node1")  # type: ignore[misc]
+    external_only = NodeIdentity("node2", None, (), ("2001:db8::7", "192.0.2.9"))
+    assert visible_router_id(external_only) == (ours, "derived from ExternalIP 2001:db8::7")
+    assert [c.node for c in collisions("node1", ours, [external_only])] == ["node2"]
+    v4 = NodeIdentity("node3", None, (), ("192.0.2.9",))
+    assert visible_router_id(v4) == ("192.0.2.9", "ExternalIP 192.0.2.9")
+    both = NodeIdentity("node4", None, ("fd00::4",), ("2001:db8::7",))  # InternalIP first
+    assert visible_router_id(both)[1] == "derived from InternalIP fd00::4"
