@@ -11,7 +11,9 @@ when ``holdSeconds`` have passed they go, and if it recovers meanwhile nothing w
 "At once" is a sliding ``WINDOW_SECONDS``: the watch delivers an emptied namespace as a burst of
 EndpointSlice updates that the reconciler may take in several turns, so withdrawals sent within
 the window count towards the fraction (of what was advertised when the window began). Once the
-brake is engaged, every further withdrawal it would count joins the hold until it ends.
+brake is engaged, every further withdrawal it would count joins the hold until it ends. Fewer
+than ``minRoutes`` withdrawals in the window never engage it: on a node advertising a handful of
+routes, losing most of them is a routine change, not a mass withdrawal.
 
 What is not braked is decided by the caller: withdrawals of Services that were deleted (the
 owner asked), and everything while the node itself stops advertising (a drain, an exclusion, a
@@ -57,6 +59,7 @@ class Brake:
     def __init__(self, config: WithdrawBrake, window: float = WINDOW_SECONDS) -> None:
         self.max_fraction = float(config.max_fraction)
         self.hold_seconds = float(config.hold_seconds)
+        self.min_routes = config.min_routes
         self.window = window
         self.held: set[str] = set()
         self.until: float | None = None
@@ -99,8 +102,9 @@ class Brake:
         elif candidates and may_engage:
             sent = sum(count for _when, count in self.recent)
             base = len(advertised) + sent
-            fraction = (len(candidates) + sent) / base
-            if fraction > self.max_fraction:
+            count = len(candidates) + sent
+            fraction = count / base
+            if fraction > self.max_fraction and count >= self.min_routes:
                 self.held.update(candidates)
                 self.until = now + self.hold_seconds
                 self.engagements += 1

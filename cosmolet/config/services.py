@@ -123,10 +123,13 @@ class WeightedEcmp(_Model):
 class WithdrawBrake(_Model):
     """The mass-withdraw brake (off unless given): a reconcile that would withdraw more than
     ``maxFraction`` of the advertised routes while the API server is reachable is held for
-    ``holdSeconds`` first. Deleted Services and node drains are not braked."""
+    ``holdSeconds`` first. Deleted Services and node drains are not braked, nor fewer than
+    ``minRoutes`` withdrawals (in one window): a node with three routes losing two is routine,
+    and holding it would blackhole them for ``holdSeconds``."""
 
     max_fraction: Number = Field(default=0.5, gt=0, lt=1)
     hold_seconds: Number = Field(default=60.0, gt=0, le=3600)
+    min_routes: Int = Field(default=10, ge=0)
 
 
 class Services(_Model):

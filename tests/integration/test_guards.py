@@ -6,6 +6,8 @@ not, or stops."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from typing import Any
 
@@ -93,9 +95,33 @@ def test_the_gate_holds_routes_until_it_passes_and_withdraws_when_it_fails(
     assert refused <= FAIL_AFTER + INTERVAL + 3
 
 
+def test_a_respawned_agent_withdraws_when_the_proxy_fails(fabric: NumberedFabric) -> None:
+    """kill -9 of the agent while kube-proxy goes away: ExaBGP respawns it and keeps the old
+    agent's routes; the new agent's gate starts as passed (its journal lists them), so
+    failing for failAfterSeconds withdraws them (a gate left waiting kept them for ever)."""
+    proxy = ProxyHealth(fabric.node, fabric.lab.workdir / "proxy").start(healthy=True)
+    node = fabric.cosmolet()
+    node.config["node"] = {"dataplaneGate": GATE}
+    node.config_path.write_text(yaml.safe_dump(node.config))
+    node.set_objects(services(IPS[:3]))
+    node.start()
+    until_rib(fabric, {f"{ip}/32" for ip in IPS[:3]}, 30)
+    first = node.agent_pid()
+
+    proxy.stop()
+    os.kill(first, signal.SIGKILL)
+    started = time.monotonic()
+    wait_for(lambda: node.agent_pid() != first, 15, what="the respawned agent")
+    until_rib(fabric, set(), FAIL_AFTER + 15)
+    print(f"\nrespawned agent, proxy down: withdrawn {time.monotonic() - started:.2f} s after kill")
+    status = json.loads(http_get(fabric.node, "/status")[1])
+    assert status["dataplaneGate"]["state"] == "closed", status["dataplaneGate"]
+
+
 def test_the_brake_holds_a_mass_withdrawal_then_lets_it_through(fabric: NumberedFabric) -> None:
     hold = 6.0
-    node = fabric.cosmolet(services={"withdrawBrake": {"maxFraction": 0.5, "holdSeconds": hold}})
+    brake = {"maxFraction": 0.5, "holdSeconds": hold, "minRoutes": 5}  # 8 withdrawals brake
+    node = fabric.cosmolet(services={"withdrawBrake": brake})
     node.set_objects(services(IPS))
     node.start()
     until_rib(fabric, ALL, 30)

@@ -21,7 +21,7 @@ from cosmolet.kube.events import ServiceEvent
 from tests.factories import config_dict, node, service, slice_
 from tests.unit.test_agent import cluster
 
-CONFIG = WithdrawBrake.model_validate({"maxFraction": 0.5, "holdSeconds": 60})
+CONFIG = WithdrawBrake.model_validate({"maxFraction": 0.5, "holdSeconds": 60, "minRoutes": 1})
 EXCLUDE_LABEL = {"node.kubernetes.io/exclude-from-external-load-balancers": ""}
 IPS = [f"10.96.0.{i}" for i in range(1, 11)]
 PREFIXES = [f"{ip}/32" for ip in IPS]
@@ -101,8 +101,11 @@ class Recording:
         self.events.append(event)
 
 
-def braked_agent(tmp_path: Path) -> tuple[Reconciler, io.StringIO, list[float], Recording]:
-    cfg = validate(config_dict(withdrawBrake={"maxFraction": 0.5, "holdSeconds": 30}))
+def braked_agent(
+    tmp_path: Path, min_routes: int = 5
+) -> tuple[Reconciler, io.StringIO, list[float], Recording]:
+    brake = {"maxFraction": 0.5, "holdSeconds": 30, "minRoutes": min_routes}
+    cfg = validate(config_dict(withdrawBrake=brake))
     out = io.StringIO()
     now = [100.0]
     agent = Reconciler(cfg, sessions(cfg), out, Journal(tmp_path / "j"), clock=lambda: now[0])
@@ -146,7 +149,7 @@ def test_the_reconciler_holds_emptied_services_then_withdraws(tmp_path: Path) ->
 
 
 def test_deleted_services_and_a_drained_node_are_not_braked(tmp_path: Path) -> None:
-    agent, out, _, _ = braked_agent(tmp_path)
+    agent, out, _, _ = braked_agent(tmp_path, min_routes=2)  # so that 2 of 2 is braked here
     agent.handle_batch(cluster(agent, *IPS[:2]))  # 8 Services deleted
     assert len(out.getvalue().split("nlri ")[1].split()) == 8
     out.truncate(0), out.seek(0)
@@ -163,3 +166,34 @@ def test_deleted_services_and_a_drained_node_are_not_braked(tmp_path: Path) -> N
         "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.1/32 10.96.0.2/32"
     ]
     assert agent.guards.brake.view().held == 0
+
+
+def test_fewer_withdrawals_than_min_routes_are_never_braked() -> None:
+    """1 of 1, or 2 of 3, is a routine change on a small node, not a mass withdrawal."""
+    default = WithdrawBrake.model_validate({})
+    assert default.min_routes == 10
+    brake = Brake(default)
+    out, engaged = brake.filter({PREFIXES[0]: None}, {PREFIXES[0]}, (), 0.0)
+    assert out == {PREFIXES[0]: None} and engaged is None
+    out, engaged = brake.filter(dict.fromkeys(PREFIXES[1:3]), set(PREFIXES[1:4]), (), 1.0)
+    assert len(out) == 2 and engaged is None
+    # The floor counts the whole window: 9 sent, then one more of the 10 advertised engages.
+    brake = Brake(default)
+    out, _ = brake.filter(dict.fromkeys(PREFIXES[:9]), set(PREFIXES), (), 0.0)
+    assert len(out) == 9
+    out, engaged = brake.filter({PREFIXES[9]: None}, {PREFIXES[9]}, (), 1.0)
+    assert out == {} and engaged is not None and engaged.held == 1
+
+
+def test_the_reconciler_sends_a_small_nodes_withdrawals_at_once(tmp_path: Path) -> None:
+    """Default ``minRoutes`` (10): a node advertising 2 routes that loses both withdraws them."""
+    cfg = validate(config_dict(withdrawBrake={}))
+    out = io.StringIO()
+    agent = Reconciler(cfg, sessions(cfg), out, Journal(tmp_path / "j"), clock=lambda: 100.0)
+    agent.handle_batch([PeerEvent("192.0.2.0", PeerState.UP)])
+    agent.handle_batch(cluster(agent, *IPS[:2]))
+    out.truncate(0), out.seek(0)
+    agent.handle_batch(cluster(agent, objects=objects([], IPS[:2])))
+    assert out.getvalue().splitlines() == [
+        "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.1/32 10.96.0.2/32"
+    ]
