@@ -16,8 +16,9 @@ than ``minRoutes`` withdrawals in the window never engage it: on a node advertis
 routes, losing most of them is a routine change, not a mass withdrawal.
 
 What is not braked is decided by the caller: withdrawals of Services that were deleted (the
-owner asked), and everything while the node itself stops advertising (a drain, an exclusion, a
-cordon, the data-plane gate, the API server lost), which also releases what is held at once.
+owner asked; one held already goes as soon as its Services are all deleted), and everything
+while the node itself stops advertising (a drain, an exclusion, a cordon, the data-plane gate,
+the API server lost), which also releases what is held at once.
 
 Pure and clock-free: the reconciler passes the time.
 """
@@ -121,6 +122,15 @@ class Brake:
         if self.until is None or now < self.until:
             return {}
         return self.release(counted=True)
+
+    def forget(self, prefixes: Collection[str]) -> Delta:
+        """Stop holding ``prefixes`` (their Services were deleted meanwhile): withdraw them now.
+        Not counted as released: the owner asked, as for a deletion never braked."""
+        out: Delta = dict.fromkeys(sorted(self.held.intersection(prefixes)))
+        self.held.difference_update(out)
+        if not self.held:
+            self.until = None
+        return out
 
     def release(self, *, counted: bool = False) -> Delta:
         """Everything held, now (the node stops advertising anyway, or the hold ended)."""

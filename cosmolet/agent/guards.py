@@ -88,11 +88,12 @@ class Guards:
             stopping = builder.withdraw_all_reason is not None or (
                 node_skip(builder.policy, builder.node_name, builder.node) is not None
             )
+            # An aggregate names no Service: it is never "deleted", and goes (or is held) when
+            # nothing inside it is healthy any more.
             deleted = {
                 prefix
-                for prefix, route in delta.items()
-                if route is None
-                and (old := desired.get(prefix)) is not None
+                for prefix in (*(p for p, route in delta.items() if route is None), *brake.held)
+                if (old := desired.get(prefix)) is not None
                 and old.services
                 and not any(service in builder.services for service in old.services)
             }
@@ -100,7 +101,10 @@ class Guards:
             # The node stops advertising altogether: what the brake holds goes with the rest.
             held = brake.release()
             return {**held, **delta} if held else delta
+        # Held withdrawals whose Services were all deleted meanwhile go now (never braked).
+        forgotten = brake.forget(deleted)
         out, engaged = brake.filter(delta, desired, deleted, now, may_engage=api_connected)
+        out = {**forgotten, **out}
         if engaged is not None:
             log.warning(
                 "withdraw brake engaged: holding a mass withdrawal while the API server says so; "

@@ -197,3 +197,37 @@ def test_the_reconciler_sends_a_small_nodes_withdrawals_at_once(tmp_path: Path) 
     assert out.getvalue().splitlines() == [
         "neighbor 192.0.2.0 withdraw attributes next-hop self nlri 10.96.0.1/32 10.96.0.2/32"
     ]
+
+
+def test_forget_withdraws_only_what_is_held_and_ends_an_emptied_hold() -> None:
+    brake = Brake(CONFIG)
+    brake.filter(dict.fromkeys(PREFIXES[:8]), set(PREFIXES), (), 0.0)
+    assert brake.forget([PREFIXES[0], PREFIXES[9]]) == {PREFIXES[0]: None}
+    assert brake.view().held == 7 and brake.until == 60.0
+    assert brake.forget(PREFIXES[1:8]) == dict.fromkeys(PREFIXES[1:8])
+    assert brake.until is None and brake.view().released == 0
+
+
+def test_held_withdrawals_go_once_their_services_are_deleted(tmp_path: Path) -> None:
+    """The README says deleted Services are not braked: one emptied (held), then deleted, goes
+    at the next reconcile, not when the hold ends; the others stay held."""
+    agent, out, now, _ = braked_agent(tmp_path)
+    agent.handle_batch(cluster(agent, objects=objects(IPS[:2], IPS[2:])))  # 8 of 10: held
+    assert out.getvalue() == ""
+    now[0] = 101.0
+    # Three of the emptied Services are deleted (10.96.0.3-5); five stay, emptied.
+    deleted = {"s" + ip.replace(".", "-") for ip in IPS[2:5]}
+    remaining = [o for o in objects(IPS[:2], IPS[2:]) if o["metadata"]["name"] not in deleted]
+    agent.handle_batch(cluster(agent, objects=remaining))
+    gone = [f"{ip}/32" for ip in IPS[2:5]]
+    assert out.getvalue().splitlines() == [
+        "neighbor 192.0.2.0 withdraw attributes next-hop self nlri " + " ".join(gone)
+    ]
+    assert agent.guards.brake is not None and agent.guards.brake.view().held == 5
+    out.truncate(0), out.seek(0)
+    now[0] = 130.0
+    agent.release_braked()
+    assert out.getvalue().splitlines() == [
+        "neighbor 192.0.2.0 withdraw attributes next-hop self nlri "
+        + " ".join(f"{ip}/32" for ip in IPS[5:])
+    ]
