@@ -15,6 +15,7 @@ from cosmolet.agent.view import PeeringView, PeerView
 from cosmolet.config.schema import Config
 from cosmolet.engine.hold import RiseHold
 from cosmolet.engine.model import Route, Skip
+from cosmolet.engine.peers import unsent_families
 from cosmolet.sources import ApiHealth, Source
 from cosmolet.sources.state import ClusterState
 
@@ -103,12 +104,16 @@ class ReconcilerView:
         resolved = self.neighbors.resolved
         if resolved is None:
             return PeeringView()
+        unsent = unsent_families(
+            (route.family for route in self.desired()),
+            (f for rib in list(self.speaker.peers.values()) for f in rib.session.families),
+        )
         return PeeringView(
             asn=resolved.asn,
             asn_from=resolved.asn_from,
             router_id=resolved.router_id,
             router_id_from=resolved.router_id_from,
-            problems=[(p.path, p.message) for p in resolved.problems],
+            problems=[(p.path, p.message) for p in resolved.problems + unsent],
             unused=[(p.path, p.message) for p in resolved.unused],
         )
 

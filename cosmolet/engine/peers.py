@@ -21,7 +21,7 @@ left out and the rest are peered, because one bad interface must not take a node
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cosmolet.config.peers import Peer
@@ -152,6 +152,24 @@ def resolve_peers(
     )
     return ResolvedPeers(
         tuple(peers), asn, router_id, tuple(problems), tuple(unused), asn_from, router_id_from
+    )
+
+
+def unsent_families(
+    planned: Iterable[Family], carried: Iterable[Family]
+) -> tuple[PeerProblem, ...]:
+    """A ``bgp.peers`` problem for each family with routes planned (``planned``: the routes'
+    families) but no session carrying it (``carried``: the sessions' families), such as the
+    IPv4 address of a dual-stack Service on an IPv6-only numbered node: sent to no peer, which
+    ``/status`` would otherwise show only as routes without peers. Nothing when there is no
+    session at all: then nothing is sent, and the peers' own problems say why."""
+    sessions, routes = set(carried), set(planned)
+    if not sessions:
+        return ()
+    return tuple(
+        PeerProblem("bgp.peers", f"{name} routes planned but no {name} session: sent to no peer")
+        for family, name in ((Family.IPV4, "IPv4"), (Family.IPV6, "IPv6"))
+        if family in routes and family not in sessions
     )
 
 

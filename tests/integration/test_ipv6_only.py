@@ -11,10 +11,13 @@ from functools import partial
 from typing import Any
 
 from cosmolet.engine.router_ids import derived_router_id
+from cosmolet.kube.router_ids import RECHECK_SECONDS
 from lab.fabric import Fabric, node_ipv6, numbered_addresses
 from lab.ipv6_only import DUAL4, DUAL6, PREFER, V6, next_hops, remote_router_ids, running
 from lab.netns import Lab, wait_for
 from lab.node import http_get
+
+UNSENT_IPV4 = "IPv4 routes planned but no IPv4 session: sent to no peer"
 
 
 def derived(index: int) -> str:
@@ -71,6 +74,8 @@ def test_hybrid_ipv6_only_nodes_advertise_both_families_with_derived_router_ids(
         assert found["routerId"] == derived(1)
         assert found["routerIdFrom"] == f"derived from NODE_IP {node_ipv6(1)}"
         assert not [p for p in found["peerProblems"] if p["entry"] == "bgp.routerId"], found
+        # hybrid sessions carry IPv4 too (RFC 8950): no family planned and sent nowhere
+        assert not [p for p in found["peerProblems"] if p["problem"] == UNSENT_IPV4], found
         # http.listen [::]:9179: the probes answer at the node's IPv6 address
         assert http_get(fabric.nodes[0], "/readyz", host=node_ipv6(1))[0] == 200
         # through the spine, once its sessions with the leaves are up too (a loaded machine)
@@ -114,4 +119,16 @@ def test_numbered_ipv6_only_interface_peers_and_a_router_id_collision(lab: Lab) 
         logged = [line for line in fabric.agents[0].logs() if "router id" in line.get("event", "")]
         assert any("node2" in json.dumps(line) for line in logged), logged
         assert not [p for p in status(fabric, 2)["peerProblems"] if p["entry"] == "bgp.routerId"]
+        # the dual-stack Service's IPv4 address is planned, and no session carries IPv4
+        unsent = {"entry": "bgp.peers", "problem": UNSENT_IPV4}
+        assert unsent in status(fabric, 1)["peerProblems"]
         wait_for(partial(fabric.ping, V6), 30, what=f"the client pings {V6}")
+        # the operator gives node2 another id: node1, still looking every minute while the
+        # collision stands, stops reporting it within a minute (and a tick)
+        fixed = time.monotonic()
+        other = {"metadata": {"annotations": {"cosmolet.io/router-id": "10.7.7.7"}}}
+        cluster.core.patch_node("node2", other)
+        wait_for(lambda: not clash_reported(), RECHECK_SECONDS + 20, what="the clash cleared")
+        print(
+            f"collision cleared from node1's /status {time.monotonic() - fixed:.1f} s after the fix"
+        )

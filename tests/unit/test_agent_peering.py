@@ -283,3 +283,26 @@ def test_without_acks_a_reload_cannot_be_checked_and_is_not(tmp_path: Path) -> N
     clock.now += 5
     agent.verify_reload()
     assert lines(out) == []
+
+
+def test_routes_of_a_family_no_session_carries_are_a_peer_problem(tmp_path: Path) -> None:
+    """An IPv6-only numbered node (a /127 peer) plans web's IPv4 ClusterIP and sends it to no
+    peer: ``/status`` says so, until an IPv4 session is there."""
+    agent, _, _ = make(tmp_path)
+    agent.handle_batch([AddressesChanged(NodeAddresses({"eth1": (ip("fd10::1/127"),)}))])
+    agent.handle_batch(listed(agent, {}))
+    assert list(agent.speaker.peers) == ["fd10::"]
+    assert [r.prefix for r in agent.speaker.desired.copy().values()] == ["10.96.0.1/32"]
+    assert status(agent)["peerProblems"] == [
+        {
+            "entry": "bgp.peers",
+            "problem": "IPv4 routes planned but no IPv4 session: sent to no peer",
+        }
+    ]
+    agent.handle_batch([AddressesChanged(ADDRESSES)])
+    assert list(agent.speaker.peers) == ["10.1.1.0"]
+    assert status(agent)["peerProblems"] == []
+
+
+def ip(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    return ipaddress.ip_interface(text)

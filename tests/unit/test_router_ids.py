@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cosmolet.config.schema import validate
+from cosmolet.engine.model import Family
 from cosmolet.engine.objects import Node, ObjectMeta
-from cosmolet.engine.peers import NodeAddresses, resolve_peers
+from cosmolet.engine.peers import NodeAddresses, resolve_peers, unsent_families
 from cosmolet.engine.router_ids import (
     NodeIdentity,
     collisions,
@@ -147,3 +148,12 @@ def test_a_node_without_internal_ip_is_seen_by_its_external_ip_as_its_host_ip_is
     assert visible_router_id(v4) == ("192.0.2.9", "ExternalIP 192.0.2.9")
     both = NodeIdentity("node4", None, ("fd00::4",), ("2001:db8::7",))  # InternalIP first
     assert visible_router_id(both)[1] == "derived from InternalIP fd00::4"
+
+
+def test_unsent_families_names_each_family_planned_that_no_session_carries() -> None:
+    v4, v6 = Family.IPV4, Family.IPV6
+    (problem,) = unsent_families([v4, v6, v4], [v6])
+    assert str(problem) == "bgp.peers: IPv4 routes planned but no IPv4 session: sent to no peer"
+    assert [p.message[:4] for p in unsent_families(iter([v6]), iter([v4]))] == ["IPv6"]
+    assert unsent_families([v4, v6], [v4, v6]) == ()
+    assert unsent_families([v4], []) == ()  # no session at all: other problems say why
