@@ -25,7 +25,8 @@ CONFIG_DATA = config_dict(
 CONFIG = validate(CONFIG_DATA)
 #: The same, with node.ignoreExcludeLabel: a node with the label advertises.
 CONFIG_IGNORING_LABEL = validate({**CONFIG_DATA, "node": {"ignoreExcludeLabel": True}})
-#: The same, with aggregates holding some of the generated ClusterIPs (not 10.96.7.7).
+#: The same, with aggregates holding some of the generated ClusterIPs (not 10.96.7.7), and no
+#: namespace excluded (an aggregate is refused with a selection: it would carry those too).
 CONFIG_AGGREGATES = validate(
     config_dict(
         advertise={
@@ -36,7 +37,6 @@ CONFIG_AGGREGATES = validate(
                 "aggregate": ["10.96.0.0/24", "fd00:96::/120"],
             },
         },
-        excludeNamespaces=["kube-system"],
     )
 )
 ALLOWED = {
