@@ -147,7 +147,9 @@ def test_an_unexpected_error_is_logged_and_the_loop_goes_on(
             raise ConfigException("Invalid kube-config file. No configuration found.")
         return [TWIN]
 
-    watch = CollisionWatch(broken_then_fine, "node1", lambda: looks.ours, looks.report)
+    # no jitter: a retry drawn early (48 s) would find the collision soon enough for its
+    # 60-second recheck to fall inside the ticks too
+    watch = CollisionWatch(broken_then_fine, "node1", lambda: looks.ours, looks.report, lambda: 0.5)
     stop = Ticks(ticks=int(2 * RETRY_SECONDS / TICK_SECONDS))
     watch.run(stop, clock=lambda: stop.now)
     assert looks.reports == [("10.9.9.9", ["node2"])]
