@@ -16,7 +16,7 @@ was sent here, so nothing is announced twice.
 from __future__ import annotations
 
 from cosmolet.agent.report import Reconciled
-from cosmolet.agent.speaker import Changes, SessionState, Speaker
+from cosmolet.agent.speaker import Changes, Speaker
 from cosmolet.sources.state import ClusterState
 
 CAUSE = "first list, so far"
@@ -26,13 +26,5 @@ def announce(state: ClusterState, speaker: Speaker, dry_run: bool) -> Reconciled
     """Announce what is healthy so far; the report carries no delta, so Kubernetes Events
     (like those of the first plan) are not posted for it."""
     routes = state.take_announcements()
-    changes = Changes()
-    if routes:
-        speaker.desired.update(routes)
-        prefixes = list(routes)
-        for rib in speaker.peers.values():
-            if rib.state is not SessionState.DOWN:
-                # the speaker's own diff of these prefixes for this peer: each is desired, so
-                # it yields announcements only
-                changes.extend(speaker._sync(rib, prefixes))
+    changes = speaker.announce_more(routes) if routes else Changes()
     return Reconciled(CAUSE, changes, dry_run=dry_run)

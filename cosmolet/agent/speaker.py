@@ -287,6 +287,16 @@ class Speaker:
         found = [rib for rib in self.peers.values() if rib.session.reports(peer, local)]
         return found[0] if len(found) == 1 else None
 
+    def announce_more(self, routes: dict[str, Route]) -> Changes:
+        """Add ``routes`` to the desired set and announce them to every peer not known to be
+        down, withdrawing nothing (the first list while it pages in: ``first_list``)."""
+        self.desired.update(routes)
+        changes = Changes()
+        for rib in self.peers.values():
+            if rib.state is not SessionState.DOWN:
+                changes.extend(self._sync(rib, list(routes)))  # each desired: announcements only
+        return changes
+
     def _sync(self, rib: PeerRib, touched: Iterable[str] | None = None) -> Changes:
         """Diff the desired set against ``rib``; ``touched`` limits the prefixes looked at."""
         session = rib.effective
