@@ -83,6 +83,23 @@ class Story:
         }
         self.core.create_namespaced_service("default", body)
 
+    def create_services(self) -> None:
+        """Both demos' Services: a ClusterIP on both nodes, a dual-stack one, a LoadBalancer
+        with externalTrafficPolicy Local on node1, and one whose external IP is outside the
+        allowlist."""
+        self.say("creating Services with the official kubernetes client")
+        self.service("web", [V4])
+        self.endpoints("web", "node1", "node2")
+        self.service("dual", [DUAL4, DUAL6], ipFamilyPolicy="RequireDualStack")
+        self.endpoints("dual", "node1", "node2", ipv6=True)
+        self.service("local", ["10.96.0.12"], type="LoadBalancer", externalTrafficPolicy="Local")
+        self.core.patch_namespaced_service_status(
+            "local", "default", {"status": {"loadBalancer": {"ingress": [{"ip": LB}]}}}
+        )
+        self.endpoints("local", "node1")
+        self.service("forbidden", ["10.96.0.13"], externalIPs=[FORBIDDEN])
+        self.endpoints("forbidden", "node1", "node2")
+
     def endpoints(self, name: str, *ready_on: str, ready: bool = True, ipv6: bool = False) -> None:
         """The Service's endpoints: an IPv4 slice, and an IPv6 one for a dual-stack Service
         (each address family is healthy from its own slices, as kube-proxy decides)."""
@@ -153,18 +170,7 @@ class Demo(Story):
             ready = pod.wait_ready(60)  # the readiness probe, polled as the kubelet does
             self.check(True, f"node{index}'s pod Ready {ready:.1f} s after its creation")
 
-        self.say("creating Services with the official kubernetes client")
-        self.service("web", [V4])
-        self.endpoints("web", "node1", "node2")
-        self.service("dual", [DUAL4, DUAL6], ipFamilyPolicy="RequireDualStack")
-        self.endpoints("dual", "node1", "node2", ipv6=True)
-        self.service("local", ["10.96.0.12"], type="LoadBalancer", externalTrafficPolicy="Local")
-        self.core.patch_namespaced_service_status(
-            "local", "default", {"status": {"loadBalancer": {"ingress": [{"ip": LB}]}}}
-        )
-        self.endpoints("local", "node1")
-        self.service("forbidden", ["10.96.0.13"], externalIPs=[FORBIDDEN])
-        self.endpoints("forbidden", "node1", "node2")
+        self.create_services()
 
         everywhere = {
             "spine": ["leaf1", "leaf2"],

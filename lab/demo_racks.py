@@ -162,18 +162,7 @@ class RackDemo(Story):
             "node2 speaks AS 65002, from its Node's cosmolet.io/asn annotation",
         )
 
-        self.say("creating Services with the official kubernetes client")
-        self.service("web", [V4])
-        self.endpoints("web", "node1", "node2")
-        self.service("dual", [DUAL4, DUAL6], ipFamilyPolicy="RequireDualStack")
-        self.endpoints("dual", "node1", "node2", ipv6=True)
-        self.service("local", ["10.96.0.12"], type="LoadBalancer", externalTrafficPolicy="Local")
-        self.core.patch_namespaced_service_status(
-            "local", "default", {"status": {"loadBalancer": {"ingress": [{"ip": LB}]}}}
-        )
-        self.endpoints("local", "node1")
-        self.service("forbidden", ["10.96.0.13"], externalIPs=[FORBIDDEN])
-        self.endpoints("forbidden", "node1", "node2")
+        self.create_services()
         both = {"spine": ["leaf1", "leaf2"], "leaf1": ["node1"], "leaf2": ["node2"]}
         self.timed(
             "web, dual (v4 and v6): the spine reaches them through both racks (ECMP)",
