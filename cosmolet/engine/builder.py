@@ -85,6 +85,9 @@ class PlanBuilder:
         # Policy refusals not yet reported (logged and counted by the agent), oldest first.
         self.refusals: list[Skip] = []
         self.refusals_dropped = 0
+        # A Service's standing refusals, kept while it is unhealthy (its addresses are not
+        # looked at then), so endpoints flapping do not report them again and again.
+        self.refused: dict[str, frozenset[Skip]] = {}
         self._over_limit = False
 
     # --- inputs -------------------------------------------------------------------------------
@@ -262,9 +265,9 @@ class PlanBuilder:
                 self.decisions[service_key] = old
                 return
             self.decisions[service_key] = new
-            for skip in new.skipped:
-                if skip.code in REFUSALS and (old is None or skip not in old.skipped):
-                    self._refuse(skip)
+            self._note_refusals(service_key, new)
+        else:
+            self.refused.pop(service_key, None)
         touched: set[str] = set()
         for route in old.routes if old else ():
             touched.add(route.prefix)
@@ -289,6 +292,20 @@ class PlanBuilder:
             else:
                 self.merged[prefix] = entry
         self._dirty |= touched
+
+    def _note_refusals(self, service_key: str, decision: ServiceDecision) -> None:
+        """Report the refusals the Service had not got (a new one, or a new reason). Those it
+        had are forgotten only when it is advertised without them: an unhealthy Service is not
+        looked at address by address, so its refusals vanish until it is healthy again."""
+        refusals = frozenset(skip for skip in decision.skipped if skip.code in REFUSALS)
+        known = self.refused.get(service_key, frozenset())
+        for skip in decision.skipped:
+            if skip in refusals and skip not in known:
+                self._refuse(skip)
+        if refusals:
+            self.refused[service_key] = refusals
+        elif decision.routes:
+            self.refused.pop(service_key, None)
 
     def _add_candidate(self, route: Route) -> None:
         service = route.services[0]

@@ -13,7 +13,7 @@ from cosmolet.agent.service_events import ServiceEvents
 from cosmolet.config.schema import validate
 from cosmolet.exabgp.config import sessions
 from cosmolet.kube.events import ServiceEvent
-from tests.factories import config_dict, service, slice_
+from tests.factories import config_dict, endpoint, service, slice_
 from tests.unit.test_agent import cluster
 
 
@@ -62,3 +62,28 @@ def test_an_ip_mode_proxy_ingress_is_posted_on_its_service(tmp_path: Path) -> No
     ]
     assert "198.51.100.2: ipMode Proxy" in events[0].message
     assert "(lb-ip-mode-proxy)" in events[0].message
+
+
+def test_a_refusal_is_not_posted_again_when_endpoints_flap(tmp_path: Path) -> None:
+    """The allowlist is looked at only while the Service is healthy: its refusal vanishes while
+    it has no endpoints and must not come back as news with them. It is news again after the
+    Service was advertised without it (fixed, then broken again) or deleted and re-created."""
+    external = {"enabled": True, "allowedCIDRs": ["203.0.113.0/24"]}
+    agent, events = agent_recording(tmp_path, advertise={"externalIPs": external})
+
+    def web(external_ip: str, ready: bool = True) -> list[object]:
+        ready_slice = slice_("web", [endpoint(ready=ready)])
+        return [service("web", external_ips=[external_ip]), ready_slice]
+
+    outside = "198.51.100.9"
+    for objects in (
+        web(outside),
+        web(outside, ready=False),
+        web(outside),  # the same refusal: not news
+        web("203.0.113.9"),  # fixed: advertised without it
+        web(outside),  # broken again: news
+        [],  # deleted
+        web(outside),  # re-created: news
+    ):
+        agent.handle_batch(cluster(agent, objects=objects))
+    assert [e.reason for e in events if e.reason == "NotAdvertised"] == ["NotAdvertised"] * 3
