@@ -7,20 +7,32 @@ peers resolved for this node), adds and removes one ``peer`` per session through
 ... bfd`` then drops the BGP session within ``minRxMs`` x ``multiplier`` of the node falling
 silent, instead of the hold time. A peer is named by its address, and its interface and our
 address where known (a numbered peer configured by address alone may have neither).
+
+bfdd keeps its peers only in memory: restarted (sidecar restart, crash), it comes back with the
+profile of ``frr.conf`` and no peer, and nothing would tell the agent. So while bfdd should have
+peers, the worker asks it for them (``show bfd peers json``, at most once every 5 s, some 25 ms)
+and re-adds the whole set when some are missing (re-adding a present peer is a silent no-op in
+FRR 8.4: checked).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from cosmolet import logs
 from cosmolet.config.schema import Config
 from cosmolet.engine.model import Link
+from cosmolet.hybrid.bfd_state import BfdReader, BfdSession
 from cosmolet.hybrid.frr_config import BFD_PROFILE, peer_line
 
 log = logs.get("cosmolet.hybrid.bfd")
+
+#: How often, at most, the worker asks bfdd whether it still has its peers (and retries).
+CHECK_SECONDS = 5.0
 
 
 def profile_commands(config: Config) -> list[str]:
@@ -65,12 +77,32 @@ def apply(config: Config, added: set[Link], removed: set[Link]) -> bool:
     return True
 
 
+def lost(applied: Iterable[Link], sessions: Iterable[BfdSession]) -> set[Link]:
+    """The peers the agent added that bfdd no longer has (a restarted bfdd has none), matched
+    by interface and address (bfdd prints an address in its own spelling)."""
+    present = {(session.interface, session.peer) for session in sessions}
+    return {
+        link
+        for link in applied
+        if (link.interface, str(ipaddress.ip_address(link.peer))) not in present
+    }
+
+
 class BfdSync:
     """Makes bfdd's peers follow the latest set of links, from one worker thread, in order;
-    a failed attempt is retried every 5 s."""
+    a failed attempt is retried every 5 s, and bfdd is checked every 5 s for peers it lost."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        read: Callable[[], list[BfdSession] | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
+        self.read = read or BfdReader(config.bgp.bfd.vtysh_socket_dir)
+        self.clock = clock
+        self.checked = clock()
+        self.losing = False  # bfdd found short of peers and not yet seen whole: log once
         self.applied: set[Link] = set()
         self.wanted: set[Link] = set()
         self.lock = threading.Lock()
@@ -81,13 +113,35 @@ class BfdSync:
             self.wanted = set(links)
         self.wakeup.set()
 
+    def step(self) -> None:
+        """Apply the changes of the wanted set; else, once every 5 s, re-add every peer if bfdd
+        lost some (``None`` from the reader: bfdd not answering, so nothing to re-add yet)."""
+        with self.lock:
+            wanted = set(self.wanted)
+        if wanted != self.applied:
+            if apply(self.config, wanted - self.applied, self.applied - wanted):
+                self.applied = wanted
+            return
+        now = self.clock()
+        if now - self.checked < CHECK_SECONDS:
+            return
+        self.checked = now
+        if not self.applied:
+            return
+        sessions = self.read()
+        if sessions is None:
+            return
+        missing = lost(self.applied, sessions)
+        if missing and not self.losing:
+            log.warning(
+                f"bfdd lost its peers (restarted?): re-adding {len(self.applied)}",
+                missing=sorted(link.peer for link in missing),
+            )
+        self.losing = bool(missing) and not apply(self.config, self.applied, set())
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.wakeup.wait(5.0)
+            due = self.checked + CHECK_SECONDS - self.clock()
+            self.wakeup.wait(min(CHECK_SECONDS, max(0.05, due)))
             self.wakeup.clear()
-            with self.lock:
-                wanted = set(self.wanted)
-            if wanted != self.applied and apply(
-                self.config, wanted - self.applied, self.applied - wanted
-            ):
-                self.applied = wanted
+            self.step()
