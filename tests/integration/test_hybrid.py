@@ -268,9 +268,9 @@ def test_link_down_and_up_and_a_changed_link_local(hybrid: HybridFabric) -> None
     )
 
 
-def test_bfd_detects_a_silent_node_in_under_a_second(lab: Lab) -> None:
-    """leaf1 runs BFD with the node, leaf2 does not. The node falls silent (ExaBGP and bfdd
-    frozen with SIGSTOP): leaf1 drops its routes within a second, leaf2 at the hold time."""
+def start_bfd_node(lab: Lab) -> tuple[HybridFabric, FrrRouter, Cosmolet]:
+    """The node with BFD at 100 ms x 3 (bfdd from a config with the profile and no peer: the
+    agent adds them), once leaf1's BFD session is up; leaf2 runs no BFD."""
     fabric = build_hybrid(lab, bfd_leaves=(True, False))
     config = hybrid_config(lab)
     node_dir = lab.workdir / fabric.node.name
@@ -301,7 +301,13 @@ def test_bfd_detects_a_silent_node_in_under_a_second(lab: Lab) -> None:
         30,
         what="leaf1's BFD session up",
     )
+    return fabric, frr, node
 
+
+def test_bfd_detects_a_silent_node_in_under_a_second(lab: Lab) -> None:
+    """leaf1 runs BFD with the node, leaf2 does not. The node falls silent (ExaBGP and bfdd
+    frozen with SIGSTOP): leaf1 drops its routes within a second, leaf2 at the hold time."""
+    fabric, frr, node = start_bfd_node(lab)
     exabgp = int(Path(f"/proc/{node.agent_pid()}/stat").read_text().split(") ")[1].split()[1])
     frozen = [exabgp, frr.pids["bfdd"]]
     started = time.monotonic()
@@ -324,3 +330,28 @@ def test_bfd_detects_a_silent_node_in_under_a_second(lab: Lab) -> None:
     # Back: both leaves relearn the route.
     for index in (0, 1):
         wait_for(partial(fabric.has_route, index, SERVICE_V4), 40)
+
+
+def test_bfd_peers_come_back_after_bfdd_restarts(lab: Lab) -> None:
+    """bfdd restarted in the sidecar comes back with no peer: the agent notices (it asks bfdd
+    every 5 s) and re-adds them, and leaf1's BFD session is up again, with the new bfdd (its
+    discriminator changed), and leaf1 relearns the route its BFD session took down."""
+    fabric, frr, _ = start_bfd_node(lab)
+
+    def leaf_session() -> dict[str, Any]:
+        peers: list[dict[str, Any]] = fabric.routers[0].json("show bfd peers json")
+        return peers[0]
+
+    before = leaf_session()["remote-id"]
+    started = time.monotonic()
+    frr.restart("bfdd")
+    wait_for(
+        lambda: leaf_session()["status"] == "up" and leaf_session()["remote-id"] != before,
+        20,
+        0.05,
+        "leaf1's BFD session up with the restarted bfdd",
+    )
+    back = time.monotonic() - started
+    print(f"\nBFD session up again {back:.1f} s after bfdd restarted")
+    assert back < 12.0  # a check every 5 s, then bfdd's own slow start (1 s timers)
+    wait_for(partial(fabric.has_route, 0, SERVICE_V4), 40, what="leaf1 relearns the route")
