@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.bench.common import cpu_ticks, kube_fabric, say
+from lab.bench.common import PROCESS_SERIES, cpu_ticks, kube_fabric, process_sample, say
 from lab.netns import Lab, wait_for
-from lab.node import metric_samples, rss_mb
+from lab.node import metric_samples
 
 LATENCY = "cosmolet_event_to_command_seconds"
 
@@ -187,10 +187,6 @@ def _settle(fabric: Any, churner: Churner, timeout: float = 120) -> float | None
     return round(time.monotonic() - started, 2)
 
 
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, value), per hour."""
     if len(points) < 2:
@@ -220,19 +216,12 @@ def soak(
         stop = threading.Event()
         worker = threading.Thread(target=churner.run, args=(rate, minutes * 60, stop))
         worker.start()
-        series: dict[str, list[tuple[float, float]]] = {
-            k: [] for k in ("agent_rss_mb", "exabgp_rss_mb", "agent_fds", "exabgp_fds")
-        }
+        series: dict[str, list[tuple[float, float]]] = {k: [] for k in PROCESS_SERIES}
         started = time.monotonic()
         try:
             while worker.is_alive():
                 now = time.monotonic() - started
-                point = {
-                    "agent_rss_mb": rss_mb(agent),
-                    "exabgp_rss_mb": rss_mb(exabgp),
-                    "agent_fds": float(_fds(agent)),
-                    "exabgp_fds": float(_fds(exabgp)),
-                }
+                point = process_sample(agent, exabgp)
                 for key, value in point.items():
                     series[key].append((now, value))
                 if on_sample:

@@ -25,6 +25,7 @@ from lab.bench.common import (
     cpu_ticks,
     frr_sender_config,
     healthy_cluster,
+    one_peer_node,
     received,
     say,
     settle,
@@ -79,13 +80,10 @@ def cosmolet_run(
         fabric = build_numbered(lab)
         kubeconfig = lab.workdir / "kubeconfig"
         with lists.serving(fabric.node.name, kubeconfig):
-            node = fabric.cosmolet(
-                kubeconfig=kubeconfig, logging={"level": "warning", "format": "json"}
-            )
-            node.config["bgp"]["peers"] = node.config["bgp"]["peers"][:1]
-            node.__post_init__()
             commands = lab.workdir / "commands.log"
-            node.env.update({"COSMOLET_COMMAND_LOG": str(commands), **(env or {})})
+            node = one_peer_node(
+                fabric, kubeconfig, {"COSMOLET_COMMAND_LOG": str(commands), **(env or {})}
+            )
             settle()
             started, wall = time.monotonic(), time.time()
             node.start()

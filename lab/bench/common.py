@@ -9,6 +9,7 @@ Services and cosmolet already converged on them.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 from lab.bench.plan_engine import synthetic_cluster
 from lab.netns import Lab, wait_for
+from lab.node import rss_mb
 from lab.numbered import build_numbered
 
 
@@ -176,10 +178,36 @@ def kube_fabric(
     kubeconfig = lab.workdir / "kubeconfig"
     start_host_apiserver(lab, free_port(), kubeconfig, state, fabric.node.name)
     api = config.new_client_from_config(config_file=str(kubeconfig))
+    node = one_peer_node(fabric, kubeconfig, env)
+    node.start()
+    wait_for(lambda: received(fabric, fabric.NODE_V4) >= services, 600, 0.05)
+    return fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), objects
+
+
+def fds(pid: int) -> int:
+    """Open file descriptors of a process."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+#: What the soaks sample of the agent and ExaBGP, in this order.
+PROCESS_SERIES = ("agent_rss_mb", "exabgp_rss_mb", "agent_fds", "exabgp_fds")
+
+
+def process_sample(agent: int, exabgp: int) -> dict[str, float]:
+    """One point of the soaks' series: RSS (MB) and open fds of the agent and ExaBGP."""
+    return {
+        "agent_rss_mb": rss_mb(agent),
+        "exabgp_rss_mb": rss_mb(exabgp),
+        "agent_fds": float(fds(agent)),
+        "exabgp_fds": float(fds(exabgp)),
+    }
+
+
+def one_peer_node(fabric: Any, kubeconfig: Path, env: dict[str, str] | None = None) -> Any:
+    """node1's cosmolet on the Kubernetes source, peering with the first leaf only, warnings
+    logged as JSON: the node every single-node bench measures (not started)."""
     node = fabric.cosmolet(kubeconfig=kubeconfig, logging={"level": "warning", "format": "json"})
     node.config["bgp"]["peers"] = node.config["bgp"]["peers"][:1]
     node.__post_init__()
     node.env.update(env or {})
-    node.start()
-    wait_for(lambda: received(fabric, fabric.NODE_V4) >= services, 600, 0.05)
-    return fabric, node, client.CoreV1Api(api), client.DiscoveryV1Api(api), objects
+    return node

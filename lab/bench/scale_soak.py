@@ -19,17 +19,18 @@ import time
 from typing import Any
 
 from lab.bench.churn import slope_per_hour
-from lab.bench.common import healthy_cluster, received, say, settle
+from lab.bench.common import (
+    PROCESS_SERIES,
+    healthy_cluster,
+    one_peer_node,
+    process_sample,
+    received,
+    say,
+    settle,
+)
 from lab.bench.listserver import ListServer
 from lab.netns import Lab, wait_for
-from lab.node import rss_mb
 from lab.numbered import build_numbered
-
-
-def _fds(pid: int) -> int:
-    from pathlib import Path
-
-    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
 def scale_soak(
@@ -49,20 +50,13 @@ def scale_soak(
         fabric = build_numbered(lab)
         kubeconfig = lab.workdir / "kubeconfig"
         with lists.serving(fabric.node.name, kubeconfig):
-            node = fabric.cosmolet(
-                kubeconfig=kubeconfig, logging={"level": "warning", "format": "json"}
-            )
-            node.config["bgp"]["peers"] = node.config["bgp"]["peers"][:1]
-            node.__post_init__()
-            node.env.update(env or {})
+            node = one_peer_node(fabric, kubeconfig, env)
             settle()
             node.start()
             wait_for(lambda: received(fabric, fabric.NODE_V4) >= services, 900, 0.2)
             wait_for(lambda: lists.watching("EndpointSlice") > 0, 60)
             agent, exabgp = node.agent_pid(), node.exabgp_pid()
-            series: dict[str, list[tuple[float, float]]] = {
-                k: [] for k in ("agent_rss_mb", "exabgp_rss_mb", "agent_fds", "exabgp_fds")
-            }
+            series: dict[str, list[tuple[float, float]]] = {k: [] for k in PROCESS_SERIES}
             rng = random.Random(1)
             version, changes = 1, 0
             started = time.monotonic()
@@ -71,12 +65,7 @@ def scale_soak(
             while time.monotonic() < deadline:
                 now = time.monotonic()
                 if now >= next_sample:
-                    point = {
-                        "agent_rss_mb": rss_mb(agent),
-                        "exabgp_rss_mb": rss_mb(exabgp),
-                        "agent_fds": float(_fds(agent)),
-                        "exabgp_fds": float(_fds(exabgp)),
-                    }
+                    point = process_sample(agent, exabgp)
                     for key, value in point.items():
                         series[key].append((now - started, value))
                     say(quiet, json.dumps({"t": round(now - started), **point}))
