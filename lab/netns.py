@@ -9,13 +9,16 @@ touches the host's own interfaces or routes: veths are created directly inside n
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -295,3 +298,38 @@ def leftovers() -> list[str]:
     """Namespaces with the lab prefix that still exist (for tests of the clean-up itself)."""
     listing = run(["ip", "netns", "list"], check=False)
     return [line.split()[0] for line in listing.splitlines() if line.startswith(PREFIX)]
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(netns: str) -> None:
+    """Move the calling thread (only it) into the named network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(f"/run/netns/{netns}") as handle:
+        if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns}")
+
+
+def socket_made_in(netns: str | None, make: Callable[[], socket.socket]) -> socket.socket:
+    """The socket ``make`` returns, made in the named network namespace (``None``: ours).
+
+    ``setns`` moves only the calling thread, so a helper thread makes it there; a socket keeps
+    its namespace when the thread ends. An error is raised in the caller's thread.
+    """
+    made: list[socket.socket | BaseException] = []
+
+    def run() -> None:
+        try:
+            if netns:
+                enter_netns(netns)
+            made.append(make())
+        except BaseException as error:  # handed to the caller's thread, raised there
+            made.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if isinstance(made[0], BaseException):
+        raise made[0]
+    return made[0]

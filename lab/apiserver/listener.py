@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import socket
@@ -30,41 +29,21 @@ from lab.apiserver.http import LabServer, Security
 from lab.apiserver.rbac import Rbac
 from lab.apiserver.resources import JSON
 from lab.apiserver.store import Store
-from lab.netns import Lab, wait_for
-
-CLONE_NEWNET = 0x40000000
+from lab.netns import Lab, socket_made_in, wait_for
 
 
 def socket_in_netns(netns: str | None, host: str, port: int) -> socket.socket:
-    """A listening socket in the named network namespace (``None``: ours).
+    """A listening socket in the named network namespace (``None``: ours)."""
 
-    ``setns`` changes the namespace of the calling thread only, so a helper thread makes the
-    socket there; the socket keeps its namespace when the thread ends.
-    """
-    result: list[socket.socket | BaseException] = []
+    def listening() -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        return sock
 
-    def make() -> None:
-        try:
-            if netns:
-                libc = ctypes.CDLL(None, use_errno=True)
-                with open(f"/run/netns/{netns}") as handle:
-                    if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), f"setns {netns}")
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(128)
-            result.append(sock)
-        except BaseException as error:  # handed to the caller's thread, raised there
-            result.append(error)
-
-    thread = threading.Thread(target=make)
-    thread.start()
-    thread.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
+    return socket_made_in(netns, listening)
 
 
 @contextlib.contextmanager

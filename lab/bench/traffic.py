@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import selectors
 import signal
@@ -31,10 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.netns import Namespace
+from lab.netns import Namespace, socket_made_in
 
 PACKET = struct.Struct("!HHI")  # run, stream, sequence number
-CLONE_NEWNET = 0x40000000
 RECEIVE_BUFFER = 4 << 20  # a receiver thread stalled for seconds must not drop anything
 SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>: past rmem_max, as root (not in typeshed)
 
@@ -111,29 +109,15 @@ class Receivers:
 
 
 def udp_socket_in(netns: str, port: int) -> socket.socket:
-    """A UDP socket bound to 0.0.0.0:``port`` in the named namespace. ``setns`` moves only the
-    calling thread, so a helper thread makes it; the socket stays in that namespace."""
-    made: list[socket.socket | BaseException] = []
+    """A UDP socket bound to 0.0.0.0:``port`` in the named namespace."""
 
-    def make() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/run/netns/{netns}") as handle:
-                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns {netns}")
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-            sock.bind(("0.0.0.0", port))
-            made.append(sock)
-        except BaseException as error:  # raised in the caller's thread
-            made.append(error)
+    def bound() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        sock.bind(("0.0.0.0", port))
+        return sock
 
-    thread = threading.Thread(target=make)
-    thread.start()
-    thread.join()
-    if isinstance(made[0], BaseException):
-        raise made[0]
-    return made[0]
+    return socket_made_in(netns, bound)
 
 
 class Sender:

@@ -4,7 +4,6 @@ with its identity; a result counts after ``successThreshold``/``failureThreshold
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import socket
 import ssl
@@ -14,16 +13,6 @@ from dataclasses import dataclass, field
 
 from lab.pod.container import ContainerRun
 from lab.pod.spec import Probe
-
-CLONE_NEWNET = 0x40000000
-
-
-def enter_netns(netns: str) -> None:
-    """Move the calling thread (only it) into the named network namespace."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    with open(f"/run/netns/{netns}") as handle:
-        if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
 
 
 def check(probe: Probe, run: ContainerRun, pod_ip: str, ports: dict[str, int]) -> tuple[bool, str]:

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.netns import enter_netns
 from lab.pod.container import ContainerRun
 from lab.pod.env import ApiEndpoint
 from lab.pod.image import Image
 from lab.pod.launch import build
-from lab.pod.probes import ProbeState, check, enter_netns
+from lab.pod.probes import ProbeState, check
 from lab.pod.spec import Container, LabNode, Objects, Pod, PodError
 from lab.pod.volumes import ServiceAccount, Volume, set_up
 
