@@ -45,15 +45,21 @@ def until_rib(fabric: NumberedFabric, expected: set[str], timeout: float) -> flo
     return time.monotonic() - started
 
 
-def test_the_gate_holds_routes_until_it_passes_and_withdraws_when_it_fails(
-    fabric: NumberedFabric,
-) -> None:
-    proxy = ProxyHealth(fabric.node, fabric.lab.workdir / "proxy").start(healthy=False)
+def start_gated(fabric: NumberedFabric) -> Any:
+    """node1's cosmolet with the gate on the stand-in proxy, three healthy Services, started."""
     node = fabric.cosmolet()
     node.config["node"] = {"dataplaneGate": GATE}
     node.config_path.write_text(yaml.safe_dump(node.config))
     node.set_objects(services(IPS[:3]))
     node.start()
+    return node
+
+
+def test_the_gate_holds_routes_until_it_passes_and_withdraws_when_it_fails(
+    fabric: NumberedFabric,
+) -> None:
+    proxy = ProxyHealth(fabric.node, fabric.lab.workdir / "proxy").start(healthy=False)
+    start_gated(fabric)
     wait_for(lambda: fabric.established(fabric.NODE_V4), 30, what="session up")
     # The session is up, the proxy answers 503: nothing reaches the leaf.
     assert all(not rib for rib in sample(fabric.rib, 4, 0.2))
@@ -100,11 +106,7 @@ def test_a_respawned_agent_withdraws_when_the_proxy_fails(fabric: NumberedFabric
     agent's routes; the new agent's gate starts as passed (its journal lists them), so
     failing for failAfterSeconds withdraws them (a gate left waiting kept them for ever)."""
     proxy = ProxyHealth(fabric.node, fabric.lab.workdir / "proxy").start(healthy=True)
-    node = fabric.cosmolet()
-    node.config["node"] = {"dataplaneGate": GATE}
-    node.config_path.write_text(yaml.safe_dump(node.config))
-    node.set_objects(services(IPS[:3]))
-    node.start()
+    node = start_gated(fabric)
     until_rib(fabric, {f"{ip}/32" for ip in IPS[:3]}, 30)
     first = node.agent_pid()
 

@@ -16,6 +16,7 @@ from tests.unit.test_render_frr import HYBRID
 ETH1 = Link("eth1", "fe80::1", "fe80::a")
 ETH2 = Link("eth2", "fe80::2", "fe80::b")
 NUMBERED = Link("", "", "2001:db8:0:0::9")  # a numbered peer configured by address alone
+BFD_ON = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
 
 
 def session(link: Link, up: bool = True) -> BfdSession:
@@ -61,8 +62,7 @@ def bfdd(monkeypatch: pytest.MonkeyPatch) -> Bfdd:
 
 def test_a_restarted_bfdd_gets_every_peer_back_once_checked(bfdd: Bfdd) -> None:
     now = [0.0]
-    config = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
-    sync = bfd.BfdSync(config, bfdd.read, lambda: now[0])
+    sync = bfd.BfdSync(BFD_ON, bfdd.read, lambda: now[0])
     sync.update([ETH1, ETH2])
     sync.step()
     assert bfdd.applied == [({ETH1, ETH2}, set())] and bfdd.reads == 0
@@ -89,8 +89,7 @@ def test_a_restarted_bfdd_gets_every_peer_back_once_checked(bfdd: Bfdd) -> None:
 def test_a_peer_lost_while_the_set_changes_is_added_with_the_change(bfdd: Bfdd) -> None:
     """A changed set is applied first (its added peers), the lost ones at the next check."""
     now = [0.0]
-    config = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
-    sync = bfd.BfdSync(config, bfdd.read, lambda: now[0])
+    sync = bfd.BfdSync(BFD_ON, bfdd.read, lambda: now[0])
     sync.update([ETH1])
     sync.step()
     bfdd.peers = set()
@@ -105,8 +104,7 @@ def test_a_peer_lost_while_the_set_changes_is_added_with_the_change(bfdd: Bfdd) 
 
 def test_no_peer_to_keep_means_no_vtysh(bfdd: Bfdd) -> None:
     now = [0.0]
-    config = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
-    sync = bfd.BfdSync(config, bfdd.read, lambda: now[0])
+    sync = bfd.BfdSync(BFD_ON, bfdd.read, lambda: now[0])
     for now[0] in (5.0, 10.0, 20.0):
         sync.step()
     assert bfdd.reads == 0 and bfdd.applied == []
@@ -116,8 +114,7 @@ def test_a_refused_re_add_is_retried_and_logged_once(
     bfdd: Bfdd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [0.0]
-    config = validate({**HYBRID, "bgp": {**HYBRID["bgp"], "bfd": {"enabled": True}}})
-    sync = bfd.BfdSync(config, bfdd.read, lambda: now[0])
+    sync = bfd.BfdSync(BFD_ON, bfdd.read, lambda: now[0])
     sync.update([ETH1])
     sync.step()
     bfdd.peers = set()
